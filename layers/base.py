@@ -1,0 +1,287 @@
+"""The layer abstraction: an immutable value with named ports, learnable arrays and options.
+
+A layer class declares
+
+* ``Options``: a frozen pydantic model of its options (validated at construction);
+* ``input_names`` / ``output_names``: its ports (may depend on the options);
+* ``array_specs``: its learnable arrays and how to initialise them;
+* ``template(scope)``: its shape rules, stated on the cells of :class:`~layers.scope.Scope`;
+* a lowering, registered with :func:`layers.lowering.lower_layer`.
+
+Instances are never mutated: every edit (``evolve``) returns a new layer. Keyword arguments
+whose names are capitalised are ports (``Input=8``) or arrays (``Weights=W``, ``Biases=None``);
+the others are options.
+"""
+from __future__ import annotations
+
+import abc
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import pydantic
+
+from shapes import Automatic, PortSpec, SpecificationError, parse_port_spec
+from shapes.solver import Origin
+
+_PACKAGE_DIRS = tuple(
+    os.path.dirname(os.path.abspath(p))
+    for p in (__file__, sys.modules["shapes"].__file__)
+) + (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "netgraph"),)
+
+
+def user_site() -> str | None:
+    """``file:line`` of the innermost stack frame outside netgraph's own packages."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(_PACKAGE_DIRS) and "pydantic" not in filename:
+            try:
+                shown = os.path.relpath(filename)
+            except ValueError:
+                shown = filename
+            return f"{shown}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """A learnable array: how to initialise it and whether ``Name=None`` may remove it.
+
+    ``init``: "weights" (Kaiming/Xavier with fan-in over ``fan_in_axes``), "zeros", "ones",
+    or "normal" (standard normal, as embeddings).
+    """
+
+    init: str = "weights"
+    fan_in_axes: tuple[int, ...] = (1,)
+    fan_out_axes: tuple[int, ...] = (0,)
+    optional: bool = False
+
+
+class LayerOptions(pydantic.BaseModel):
+    """Base of every layer's options model: frozen, unknown fields forbidden."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Layer(abc.ABC):
+    """Base class of all layers and nets. See the module docstring."""
+
+    Options: ClassVar[type[LayerOptions]] = LayerOptions
+    type_name: ClassVar[str]
+    registry: ClassVar[dict[str, type["Layer"]]] = {}
+
+    options: LayerOptions
+    arrays: Mapping[str, np.ndarray | None]
+    port_specs: Mapping[str, PortSpec]
+    origin: str | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+        Layer.registry[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
+        """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options)."""
+        object.__setattr__(self, "origin", user_site())
+        object.__setattr__(self, "_cache", {})
+        option_values = dict(options)
+        port_kw, array_kw = {}, {}
+        for key, value in kwargs.items():
+            if key in self.Options.model_fields:
+                option_values[key] = value
+            elif key[:1].isupper():
+                (array_kw if key in self._array_names_for(option_values) else port_kw)[key] = value
+            else:
+                self._unknown(key, option_values)
+        object.__setattr__(self, "options", self._validate(option_values))
+        ports = set(self.input_names) | set(self.output_names)
+        for key in port_kw:
+            if key not in ports:
+                self._unknown(key, option_values)
+        specs = {k: parse_port_spec(v, f'{self.type_name} port "{k}"') for k, v in port_kw.items()}
+        object.__setattr__(self, "port_specs", specs)
+        object.__setattr__(self, "arrays", {})
+        object.__setattr__(self, "_removed", frozenset())
+        self._set_arrays(array_kw)
+
+    def _array_names_for(self, option_values: Mapping[str, Any]) -> set[str]:
+        return set(self.array_names())
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        """Every array name the class can have (removable ones included)."""
+        return ()
+
+    def _unknown(self, key: str, option_values: Mapping[str, Any]) -> None:
+        allowed = list(self.Options.model_fields) + list(self.array_names())
+        try:
+            opts = self._validate(option_values)
+            allowed += [*self._ports_for(opts)]
+        except SpecificationError:
+            pass
+        raise SpecificationError(
+            f'"{key}" is not a known parameter for {self.type_name}. Allowed parameters '
+            f"include: {', '.join(repr(a) for a in dict.fromkeys(allowed))}.",
+            hint="options are snake_case (e.g. level=1); ports and arrays are capitalised.",
+        )
+
+    def _ports_for(self, options: LayerOptions) -> tuple[str, ...]:
+        previous = getattr(self, "options", None)
+        object.__setattr__(self, "options", options)
+        try:
+            return (*self.input_names, *self.output_names)
+        finally:
+            object.__setattr__(self, "options", previous)
+
+    def _validate(self, values: Mapping[str, Any]) -> LayerOptions:
+        try:
+            return self.Options(**values)
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "options"
+            received = values.get(first["loc"][0]) if first["loc"] else values
+            raise SpecificationError(
+                f"{self.type_name}: invalid value for option {field!r}: {first['msg']}. "
+                f"Received: {field}={received!r}"
+            ) from err
+
+    def _set_arrays(self, given: Mapping[str, Any]) -> None:
+        specs = self.array_specs()
+        arrays = dict(self.arrays)
+        removed = set(self._removed)
+        for name, value in given.items():
+            spec = specs.get(name) or self.array_specs_all().get(name)
+            if value is None:
+                if spec is None or not spec.optional:
+                    raise SpecificationError(
+                        f'{self.type_name}: array "{name}" cannot be removed (None).'
+                    )
+                removed.add(name)
+                arrays.pop(name, None)
+                continue
+            if value is Automatic:
+                arrays[name] = None
+                continue
+            arr = np.asarray(value)
+            if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+                raise SpecificationError(
+                    f'{self.type_name}: array "{name}" must be numeric; found dtype {arr.dtype}.'
+                )
+            arr = np.array(arr, dtype=np.float32)
+            arr.setflags(write=False)
+            removed.discard(name)
+            arrays[name] = arr
+        object.__setattr__(self, "_removed", frozenset(removed))
+        object.__setattr__(
+            self, "arrays", {n: arrays.get(n) for n in self.array_specs()}
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use NetReplacePart or evolve.")
+
+    def evolve(self, *, options: Mapping[str, Any] | None = None,
+               arrays: Mapping[str, Any] | None = None,
+               port_specs: Mapping[str, Any] | None = None) -> "Layer":
+        """A copy with some options, arrays or port specs replaced (validated again)."""
+        new = object.__new__(type(self))
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, value)
+        object.__setattr__(new, "_cache", {})
+        if options:
+            merged = {**self.options.model_dump(), **options}
+            object.__setattr__(new, "options", new._validate(merged))
+        if port_specs is not None:
+            specs = {**self.port_specs}
+            for k, v in port_specs.items():
+                if v is None:
+                    specs.pop(k, None)
+                else:
+                    specs[k] = parse_port_spec(v, f'{self.type_name} port "{k}"')
+            object.__setattr__(new, "port_specs", specs)
+        new._set_arrays(arrays or {})
+        new._after_evolve()
+        return new
+
+    def _after_evolve(self) -> None:
+        """Hook for containers to re-validate after an edit."""
+
+    # ------------------------------------------------------------------- structure
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("Input",)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return ("Output",)
+
+    def array_specs_all(self) -> dict[str, ArraySpec]:
+        """Array specs before removals (``Biases=None``)."""
+        return {}
+
+    def array_specs(self) -> dict[str, ArraySpec]:
+        removed = getattr(self, "_removed", frozenset())
+        return {k: v for k, v in self.array_specs_all().items() if k not in removed}
+
+    def children(self) -> dict[str, "Layer"]:
+        """Sub-nets addressed by name (a graph's nodes, a map's "Net")."""
+        return {}
+
+    def with_children(self, children: Mapping[str, "Layer"]) -> "Layer":
+        """A copy with some sub-nets replaced (containers override)."""
+        raise SpecificationError(f"{self.type_name} has no sub-nets to replace.")
+
+    @abc.abstractmethod
+    def template(self, scope: Any) -> None:
+        """State this layer's shape rules on ``scope``'s cells (a :class:`layers.scope.Scope`)."""
+
+    # -------------------------------------------------------------- inferred shapes
+    @property
+    def inference(self) -> Any:
+        """The solved types of every port and array (a :class:`layers.scope.Inference`)."""
+        if "inference" not in self._cache:
+            from .scope import infer
+
+            self._cache["inference"] = infer(self)
+        return self._cache["inference"]
+
+    @property
+    def input_ports(self) -> dict[str, object]:
+        """Inferred input shapes, e.g. ``{"Input": ("Varying", 8)}``."""
+        return {n: self.inference.port((), n).to_user() for n in self.input_names}
+
+    @property
+    def output_ports(self) -> dict[str, object]:
+        """Inferred output shapes, e.g. ``{"Output": (3,)}``."""
+        return {n: self.inference.port((), n).to_user() for n in self.output_names}
+
+    def port_types(self) -> dict[str, Any]:
+        """Inferred :class:`~shapes.porttype.PortType` of every port of this net."""
+        return {n: self.inference.port((), n) for n in (*self.input_names, *self.output_names)}
+
+    # ------------------------------------------------------------------- evaluation
+    def __call__(self, data: Any = None, **options: Any) -> Any:
+        """Evaluate on one example or a batch (see :func:`netgraph.evaluate.evaluate`)."""
+        if Layer._evaluator is None:
+            raise RuntimeError("import netgraph to evaluate nets")
+        return Layer._evaluator(self, data, **options)
+
+    _evaluator: ClassVar[Any] = None
+
+    # ---------------------------------------------------------------------- display
+    def describe(self) -> str:
+        """A short spelling for messages: ``LinearLayer[8]``."""
+        return self.type_name
+
+    def __repr__(self) -> str:
+        from .display import layer_repr
+
+        return layer_repr(self)
+
+
+def origin_of(layer: Layer, what: str) -> Origin:
+    return Origin(what, layer.origin)

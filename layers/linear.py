@@ -1,0 +1,76 @@
+"""LinearLayer: a dense affine map of any input array.
+
+Shape legend: ``d1..dk`` input dims (flattened, fixed sizes), ``n1..nm`` output dims.
+
+====== ================== =========================================
+port   shape              notes
+====== ================== =========================================
+Input  d1 x ... x dk      any rank; flattened to ``in = d1*...*dk``
+Output n1 x ... x nm      ``size``: an int n, a tuple, () for a scalar
+====== ================== =========================================
+
+Arrays: ``Weights`` (out, in) with ``out = n1*...*nm`` (Wolfram's orientation), ``Biases``
+n1 x ... x nm (``Biases=None`` removes them). ``y = Weights . flatten(x) + Biases``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+from shapes import Automatic
+from shapes import rules
+
+from .base import ArraySpec, Layer, LayerOptions
+from .lowering import register
+from .options import Dims
+
+
+class LinearLayer(Layer):
+    """Dense layer ``y = W . flatten(x) + b``; see the module docstring for shapes."""
+
+    class Options(LayerOptions):
+        size: Dims = Automatic
+
+    def __init__(self, size: Any = Automatic, **kwargs: Any) -> None:
+        self._build({"size": size}, kwargs)
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        return ("Weights", "Biases")
+
+    def array_specs_all(self) -> dict[str, ArraySpec]:
+        return {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
+
+    def describe(self) -> str:
+        size = self.options.size
+        return f"LinearLayer[{'Automatic' if size is Automatic else size}]"
+
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        size = self.options.size
+        if size is not Automatic:
+            out = (size,) if isinstance(size, int) else tuple(size)
+            for cell, n in zip(scope.dims("Output", len(out)), out):
+                scope.fix(cell, n, "Output")
+        w_out, w_in = scope.array_dims("Weights", 2)
+        hint = "a LinearLayer needs a fixed-size input; wrap it in NetMapOperator for sequences."
+        rules.product(s, scope.port("Output"), w_out, scope.origin("Output"),
+                      scope.where("Output"), varying_hint=hint, default_vector=True)
+        rules.product(s, scope.port("Input"), w_in, scope.origin("Input"),
+                      scope.where("Input"), varying_hint=hint, default_vector=True)
+        if "Biases" in self.array_specs():
+            s.unify_shapes(scope.port("Output"), scope.array("Biases"),
+                           scope.where("Biases", "array"))
+        scope.real("Input", "Output")
+
+
+@register(LinearLayer)
+def _lower_linear(layer: LinearLayer, ctx: Any, inputs: dict) -> dict:
+    out_shape = ctx.shape("Output")
+    y = ctx.params["Weights"] @ inputs["Input"].reshape(-1)
+    if "Biases" in ctx.params:
+        y = y + ctx.params["Biases"].reshape(-1)
+    return {"Output": y.reshape(out_shape)}
+
+
+__all__ = ["LinearLayer"]

@@ -1,0 +1,107 @@
+"""Lowering to JAX: a registry from layer types to functions over one example.
+
+Every lowering sees a single example with exactly its ports' solved shapes (no batch axis;
+the evaluator batches with ``jax.vmap``). A port with varying dimensions carries an array
+padded along those axes; the true length of each varying symbol is in ``ctx.lengths`` as an
+int32 scalar. Layers that mix values along a varying axis (softmax, aggregation, last
+element, convolution, catenation) mask with it; pointwise layers ignore it.
+"""
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from shapes import Varying
+from shapes.porttype import PortType
+
+from .scope import Inference, Path, show_path
+
+
+class LowerContext:
+    """What one layer's lowering may read: its solved ports, params, lengths, rng, mode."""
+
+    def __init__(
+        self,
+        inference: Inference,
+        path: Path,
+        params: Mapping[str, Any],
+        lengths: dict[str, jax.Array],
+        rng: jax.Array | None,
+        train: bool,
+    ) -> None:
+        self.inference = inference
+        self.path = path
+        self.params = params
+        self.lengths = lengths
+        self.rng = rng
+        self.train = train
+
+    def child(self, name: str) -> "LowerContext":
+        return LowerContext(
+            self.inference, self.path + (name,), self.params.get(name, {}), self.lengths,
+            self.rng, self.train,
+        )
+
+    def port(self, name: str) -> PortType:
+        return self.inference.port(self.path, name)
+
+    def shape(self, name: str) -> tuple[int | None, ...]:
+        """The solved sizes of port ``name``; None for a varying axis (read it off the data)."""
+        return tuple(getattr(d, "size", None) for d in self.port(name).dims)
+
+    def length(self, port: str, axis: int) -> jax.Array | None:
+        """The true length along ``axis`` of ``port`` if that axis varies, else None."""
+        dim = self.port(port).dims[axis]
+        if isinstance(dim, Varying):
+            return self.lengths[dim.symbol]
+        return None
+
+    def set_length(self, port: str, axis: int, value: jax.Array) -> None:
+        """Record the true length of an output axis whose varying symbol this layer creates."""
+        dim = self.port(port).dims[axis]
+        if isinstance(dim, Varying):
+            self.lengths.setdefault(dim.symbol, jnp.asarray(value, jnp.int32))
+
+    def key(self) -> jax.Array:
+        """A PRNG key for this layer, derived from the call's key and this layer's path."""
+        if self.rng is None:
+            from shapes import InputDataError
+
+            raise InputDataError(
+                f"{show_path(self.path)} needs randomness in training mode, but no rng was given.",
+                hint="pass rng=jax.random.key(seed) (or seed=... to net(...)).",
+            )
+        return jax.random.fold_in(self.rng, zlib.crc32("/".join(self.path).encode()))
+
+
+@functools.singledispatch
+def lower_layer(layer: Any, ctx: LowerContext, inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Compute ``layer``'s outputs for one example. Layers register with ``.register``."""
+    from shapes import NetGraphError
+
+    raise NetGraphError(f"no lowering is registered for {type(layer).__name__}.")
+
+
+def valid_mask(length: jax.Array | None, size: int) -> jax.Array | None:
+    """Boolean vector ``[size]``: True before ``length``; None when the axis is fixed."""
+    if length is None:
+        return None
+    return jnp.arange(size) < length
+
+
+def masked_along(x: jax.Array, axis: int, mask: jax.Array | None, fill: float) -> jax.Array:
+    """``x`` with positions beyond the mask along ``axis`` replaced by ``fill``."""
+    if mask is None:
+        return x
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    return jnp.where(mask.reshape(shape), x, jnp.asarray(fill, x.dtype))
+
+
+def register(cls: type) -> Callable[[Callable], Callable]:
+    """Decorator: ``@register(LinearLayer) def _(layer, ctx, inputs): ...``."""
+    return lambda fn: lower_layer.register(cls)(fn)

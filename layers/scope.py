@@ -1,0 +1,172 @@
+"""Constraint collection: the view of the solver a layer gets, and the inference driver.
+
+Every port and array of every layer, at any depth, is a cell keyed by its path::
+
+    (("enc", "proj"), "Input")      port "Input" of layer enc/proj
+    (("enc", "proj"), "#Weights")   array "Weights" of the same layer
+
+so a nested graph's ports are the very cells its parent connects to: inference over a whole
+nested net is one solver run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shapes import PortSpec, Restricted, Solver
+from shapes.porttype import PortType
+from shapes.solver import Origin
+
+if TYPE_CHECKING:
+    from .base import Layer
+
+Path = tuple[str, ...]
+
+
+def show_path(path: Path) -> str:
+    return "/".join(path) if path else "net"
+
+
+@dataclass
+class _Cells:
+    solver: Solver = field(default_factory=Solver)
+    ports: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
+    arrays: dict[tuple[Path, str], int] = field(default_factory=dict)
+
+
+class Scope:
+    """The cells of one layer at ``path``, by local port and array names."""
+
+    def __init__(self, cells: _Cells, path: Path, layer: "Layer") -> None:
+        self._cells = cells
+        self.path = path
+        self.layer = layer
+        self.solver = cells.solver
+
+    def child(self, name: str, layer: "Layer") -> "Scope":
+        return Scope(self._cells, self.path + (name,), layer)
+
+    # ------------------------------------------------------------------------ cells
+    def _port_cells(self, name: str) -> tuple[int, int]:
+        key = (self.path, name)
+        if key not in self._cells.ports:
+            self._cells.ports[key] = (self.solver.new_shape(), self.solver.new_elem())
+        return self._cells.ports[key]
+
+    def port(self, name: str) -> int:
+        """The shape cell of port ``name``."""
+        return self._port_cells(name)[0]
+
+    def elem(self, name: str) -> int:
+        """The element-type cell of port ``name``."""
+        return self._port_cells(name)[1]
+
+    def array(self, name: str) -> int:
+        """The shape cell of array ``name``."""
+        key = (self.path, name)
+        if key not in self._cells.arrays:
+            self._cells.arrays[key] = self.solver.new_shape()
+        return self._cells.arrays[key]
+
+    # ------------------------------------------------------------------ descriptions
+    def where(self, port: str, what: str = "port") -> str:
+        return f'{what} "{port}" of {show_path(self.path)} ({self.layer.describe()})'
+
+    def origin(self, port: str | None = None, what: str = "port") -> Origin:
+        if port is None:
+            return Origin(f"{show_path(self.path)} ({self.layer.describe()})", self.layer.origin)
+        return Origin(self.where(port, what), self.layer.origin)
+
+    # ------------------------------------------------------------------- constraints
+    def dims(self, port: str, rank: int) -> tuple[int, ...]:
+        """Give port ``port`` rank ``rank`` (or check it) and return its dimension cells."""
+        return self.solver.set_rank(self.port(port), rank, self.origin(port), self.where(port))
+
+    def array_dims(self, name: str, rank: int) -> tuple[int, ...]:
+        return self.solver.set_rank(
+            self.array(name), rank, self.origin(name, "array"), self.where(name, "array")
+        )
+
+    def fix(self, dim: int, size: int, port: str) -> None:
+        self.solver.bind_dim(dim, size, self.origin(port), self.where(port))
+
+    def same_dim(self, a: int, b: int, port: str) -> None:
+        self.solver.unify_dims(a, b, self.where(port))
+
+    def same_shape(self, a: str, b: str) -> None:
+        """Ports ``a`` and ``b`` have the same shape and element type."""
+        self.solver.unify_shapes(self.port(a), self.port(b), self.where(b))
+        self.solver.unify_elems(self.elem(a), self.elem(b), self.where(b))
+
+    def element(self, port: str, value: str | tuple) -> None:
+        """Fix the element type of ``port``: "Real", "Integer" or ("Index", dim cell)."""
+        s = self.solver
+        s.unify_elems(self.elem(port), s.new_elem(value, self.origin(port)), self.where(port))
+
+    def real(self, *ports: str) -> None:
+        for port in ports:
+            self.element(port, "Real")
+
+    def declare(self, port: str, spec: PortSpec, origin: Origin) -> None:
+        """Apply a user's port specification."""
+        s = self.solver
+        where = self.where(port)
+        if spec.dims is not None:
+            dims = s.set_rank(self.port(port), len(spec.dims), origin, where)
+            for i, (cell, entry) in enumerate(zip(dims, spec.dims)):
+                if isinstance(entry, int):
+                    s.bind_dim(cell, entry, origin, f"dimension {i + 1} of {where}")
+                elif entry == "Varying":
+                    s.unify_dims(cell, s.new_varying(origin), f"dimension {i + 1} of {where}")
+        if isinstance(spec.element, Restricted):
+            value: object = ("Index", s.new_dim(spec.element.n, origin))
+        else:
+            value = spec.element
+        if value is not None:
+            s.unify_elems(self.elem(port), s.new_elem(value, origin), where)
+
+
+def constrain(layer: "Layer", scope: Scope) -> None:
+    """Collect all constraints of ``layer``: its declared ports, given arrays and template."""
+    for name, spec in layer.port_specs.items():
+        scope.declare(name, spec, scope.origin(name, "declared port"))
+    for name, arr in layer.arrays.items():
+        if arr is not None:
+            dims = scope.array_dims(name, arr.ndim)
+            origin = Origin(f'the given array "{name}" of {show_path(scope.path)}', layer.origin)
+            for i, (cell, size) in enumerate(zip(dims, arr.shape)):
+                scope.solver.bind_dim(
+                    cell, int(size), origin, f"dimension {i + 1} of {scope.where(name, 'array')}"
+                )
+    layer.template(scope)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The solved types of every port and array of a net, keyed by path."""
+
+    ports: dict[tuple[Path, str], PortType]
+    arrays: dict[tuple[Path, str], tuple | None]
+
+    def port(self, path: Path, name: str) -> PortType:
+        return self.ports[(path, name)]
+
+    def array(self, path: Path, name: str) -> tuple | None:
+        return self.arrays.get((path, name))
+
+
+def infer(layer: "Layer") -> Inference:
+    """Run shape inference over ``layer`` (and everything nested in it)."""
+    cells = _Cells()
+    root = Scope(cells, (), layer)
+    constrain(layer, root)
+    for name in (*layer.input_names, *layer.output_names):
+        root.port(name)
+    cells.solver.solve()
+    s = cells.solver
+    ports = {
+        key: PortType(s.resolve_shape(shape), s.resolve_elem(elem))
+        for key, (shape, elem) in cells.ports.items()
+    }
+    arrays = {key: s.resolve_shape(shape) for key, shape in cells.arrays.items()}
+    return Inference(ports, arrays)

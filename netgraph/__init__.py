@@ -1,0 +1,38 @@
+"""netgraph: declarative neural-network graphs with shape inference, lowered to JAX.
+
+Everything a user needs is re-exported here: ``import netgraph as ng``.
+"""
+from layers import *  # noqa: F401,F403 - the layer library is part of the public API
+from layers import __all__ as _layer_names
+from layers.base import Layer
+from shapes import (
+    AmbiguousShapeError,
+    Automatic,
+    CycleError,
+    ElementTypeError,
+    InputDataError,
+    NetConnectionError,
+    NetGraphError,
+    PartSpecError,
+    Restricted,
+    ShapeMismatchError,
+    SpecificationError,
+    UninitializedError,
+)
+
+from .evaluate import compile_stats, evaluate
+from .extract import NetExtract, NetReplacePart
+from .graph import NetChain, NetGraph, NetPort
+from .initialize import NetInitialize
+from .lower import lower, params_of
+
+Layer._evaluator = staticmethod(evaluate)
+
+__all__ = [
+    *_layer_names,
+    "AmbiguousShapeError", "Automatic", "CycleError", "ElementTypeError", "InputDataError",
+    "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
+    "NetInitialize", "NetPort", "NetReplacePart", "PartSpecError", "Restricted",
+    "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
+    "evaluate", "lower", "params_of",
+]

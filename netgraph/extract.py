@@ -1,0 +1,115 @@
+"""NetExtract and NetReplacePart: addressing the parts of a net by path.
+
+A part spec is a layer name, an int (0-based position; negative from the end), a tuple path
+reaching through sub-nets to any depth (``("enc", "proj", "Weights")``), or ``All``. The last
+element of a path may name an array (a NumPy array comes back, or None if uninitialised) or
+an option.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from layers.base import Layer
+from layers.options import All
+from layers.scope import Inference, Path, show_path
+from shapes import Known, PartSpecError, ShapeMismatchError
+
+from .graph import as_layer
+
+
+def _child_name(layer: Layer, part: Any, path: Path) -> str | None:
+    children = layer.children()
+    if isinstance(part, str) and part in children:
+        return part
+    if isinstance(part, int) and not isinstance(part, bool):
+        names = list(children)
+        if str(part) in children:
+            return str(part)
+        if -len(names) <= part < len(names):
+            return names[part]
+    return None
+
+
+def _no_part(layer: Layer, part: Any, path: Path) -> PartSpecError:
+    parts = list(layer.children()) + list(layer.array_specs()) + list(layer.options.model_fields)
+    return PartSpecError(
+        f"{show_path(path)} ({layer.describe()}) has no part {part!r}.",
+        hint=f"its parts are: {', '.join(map(repr, parts)) or 'none'}.",
+    )
+
+
+def specialized(layer: Layer, inference: Inference, path: Path) -> Layer:
+    """``layer`` (found at ``path``) with its ports declared as inferred there."""
+    specs = {}
+    for port in (*layer.input_names, *layer.output_names):
+        ptype = inference.ports.get((path, port))
+        if ptype is not None and ptype.dims is not None and port not in layer.port_specs:
+            specs[port] = ptype.to_user()
+    return layer.evolve(port_specs=specs) if specs else layer
+
+
+def _parts(spec: Any) -> tuple:
+    return tuple(spec) if isinstance(spec, (tuple, list)) else (spec,)
+
+
+def NetExtract(net: Layer, spec: Any) -> Any:
+    """A layer, sub-net, array (NumPy) or option of ``net``; ``All`` gives every layer."""
+    if spec is All:
+        children = net.children()
+        if not children:
+            return {n: (None if a is None else np.array(a)) for n, a in net.arrays.items()}
+        return {n: NetExtract(net, n) for n in children}
+    layer, path = net, ()
+    parts = _parts(spec)
+    for i, part in enumerate(parts):
+        name = _child_name(layer, part, path)
+        if name is not None:
+            layer, path = layer.children()[name], path + (name,)
+            continue
+        if i == len(parts) - 1 and part in layer.array_specs():
+            arr = layer.arrays.get(part)
+            return None if arr is None else np.array(arr)
+        if i == len(parts) - 1 and isinstance(part, str) and part in layer.options.model_fields:
+            return getattr(layer.options, part)
+        raise _no_part(layer, part, path)
+    return specialized(layer, net.inference, path) if path else net
+
+
+def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Inference) -> Layer:
+    part = parts[0]
+    name = _child_name(layer, part, path)
+    if name is not None:
+        child = layer.children()[name]
+        new = (as_layer(value, f"NetReplacePart {show_path(path + (name,))}") if len(parts) == 1
+               else _replace(child, parts[1:], value, path + (name,), inference))
+        return layer.with_children({name: new})
+    if len(parts) > 1:
+        raise _no_part(layer, part, path)
+    if part in layer.array_specs():
+        arr = np.asarray(value)
+        dims = inference.array(path, part)
+        expected = tuple(d.size for d in dims) if dims and all(isinstance(d, Known) for d in dims) else None
+        if expected is not None and arr.shape != expected:
+            raise ShapeMismatchError(
+                f'NetReplacePart: array "{part}" of {show_path(path)} ({layer.describe()}) has '
+                f"dimensions {expected}; found an array of dimensions {arr.shape}.",
+                hint="replace the layer itself to change the sizes of its arrays.",
+            )
+        return layer.evolve(arrays={part: value})
+    if isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
+        return layer.evolve(port_specs={part: value})
+    if isinstance(part, str) and part in layer.options.model_fields:
+        return layer.evolve(options={part: value})
+    raise _no_part(layer, part, path)
+
+
+def NetReplacePart(net: Layer, replacements: Mapping[Any, Any]) -> Layer:
+    """A copy of ``net`` with arrays, layers, port shapes or options replaced; inference runs
+    again, so a replacement of incompatible size is an error."""
+    new = net
+    for spec, value in replacements.items():
+        new = _replace(new, _parts(spec), value, (), new.inference)
+    new.inference  # re-run inference on the result
+    return new

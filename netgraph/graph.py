@@ -1,0 +1,490 @@
+"""NetGraph, NetChain and NetPort: declaring nets (Wolfram's construction rules).
+
+Connections, in Python spelling of Wolfram's rules::
+
+    ("a", "b", "c")                   a -> b -> c
+    (["a", "b"], "plus")              {a, b} -> plus   (ordered: Input1, Input2)
+    ("a", ["b", "c"])                 a -> {b, c}      (fan out)
+    (NetPort("x"), "a")               graph input x -> a
+    ("a", NetPort("y"))               a -> graph output y
+    (NetPort("a", "Output"), None)    mute an output
+    (NetPort("att", "Key"), ...)      a named port of a layer (as source or destination)
+
+``a -> b`` joins a's first output to b's first input. Layers are named by dict keys, or
+"0", "1", ... for a list; an int in a connection is the node of that name if any, else the
+node at that (0-based) position. Dangling inputs become graph inputs named after the port
+(same-named ones merge); dangling outputs become graph outputs (clashes: Output1, Output2...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import networkx as nx
+
+from layers.base import Layer, LayerOptions, user_site
+from layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
+from layers.linear import LinearLayer
+from layers.scope import Scope, constrain, show_path
+from layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
+from shapes import CycleError, NetConnectionError, SpecificationError, parse_port_spec
+
+
+class NetPort:
+    """``NetPort("x")``: a graph port. ``NetPort("layer", "port")``: a port of a layer."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: Any) -> None:
+        if len(parts) == 1 and isinstance(parts[0], (tuple, list)):
+            parts = tuple(parts[0])
+        if not 1 <= len(parts) <= 2:
+            raise SpecificationError(
+                f"NetPort takes a port name or (layer, port); found {len(parts)} parts {parts!r}."
+            )
+        object.__setattr__(self, "parts", tuple(parts))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("NetPort is immutable")
+
+    def __repr__(self) -> str:
+        return f"NetPort({', '.join(map(repr, self.parts))})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NetPort) and other.parts == self.parts
+
+    def __hash__(self) -> int:
+        return hash(("NetPort", self.parts))
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """A port in a graph: ``node`` None means the graph's own port."""
+
+    node: str | None
+    port: str
+
+    def show(self) -> str:
+        return f'graph port "{self.port}"' if self.node is None else f'"{self.node}" port "{self.port}"'
+
+
+# --------------------------------------------------------------------------- layer specs
+def as_layer(spec: Any, where: str) -> Layer:
+    """Layer shortcuts: an int n is LinearLayer(n), a function name an Elementwise or
+    Threading layer, a list a NetChain."""
+    if isinstance(spec, Layer):
+        return spec
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return LinearLayer(spec)
+    if isinstance(spec, str) and spec in ELEMENTWISE_FUNCTIONS:
+        return ElementwiseLayer(spec)
+    if isinstance(spec, str) and spec in THREADING_FUNCTIONS:
+        return ThreadingLayer(spec)
+    if isinstance(spec, list):
+        return NetChain(spec)
+    raise SpecificationError(
+        f"{where}: {spec!r} is not a layer, a net, or a valid specification for one.",
+        hint="give a layer (LinearLayer(8)), an int (a LinearLayer), a function name "
+        '("Tanh", "Plus") or a list (a NetChain).',
+    )
+
+
+def _named_layers(layers: Any) -> dict[str, Layer]:
+    if isinstance(layers, Mapping):
+        items = [(str(k), v) for k, v in layers.items()]
+    elif isinstance(layers, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(layers)]
+    else:
+        raise SpecificationError(
+            f"the layers of a net must be a list or a dict; found {type(layers).__name__}."
+        )
+    if not items:
+        raise SpecificationError("NetGraph objects must contain at least one layer.")
+    return {name: as_layer(spec, f'layer "{name}"') for name, spec in items}
+
+
+# ---------------------------------------------------------------- connection parsing
+@dataclass(frozen=True)
+class _Term:
+    """A connection endpoint: a layer, a layer's port, a graph port, or None (mute)."""
+
+    kind: str  # "layer" | "port" | "graph" | "mute"
+    node: str | None = None
+    port: str | None = None
+
+    def show(self) -> str:
+        if self.kind == "layer":
+            return repr(self.node)
+        if self.kind == "port":
+            return f"NetPort({self.node!r}, {self.port!r})"
+        return "None" if self.kind == "mute" else f"NetPort({self.port!r})"
+
+
+class _Parser:
+    """Turns the connection list into ordered (sources, destination) groups."""
+
+    def __init__(self, nodes: Mapping[str, Layer]) -> None:
+        self.nodes = nodes
+        self.names = list(nodes)
+        self.groups: list[tuple[list[_Term], _Term, str]] = []
+
+    def node(self, ref: Any, rule: str) -> str:
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            if str(ref) in self.nodes:
+                return str(ref)
+            if -len(self.names) <= ref < len(self.names):
+                return self.names[ref]
+        elif isinstance(ref, str) and ref in self.nodes:
+            return ref
+        raise NetConnectionError(
+            f"The vertex {ref!r}, specified in the edge {rule}, does not exist.",
+            hint=f"the layers are: {', '.join(map(repr, self.names))}.",
+        )
+
+    def term(self, item: Any, rule: str) -> _Term:
+        if item is None:
+            return _Term("mute")
+        if isinstance(item, NetPort):
+            if len(item.parts) == 1:
+                return _Term("graph", port=str(item.parts[0]))
+            return _Term("port", self.node(item.parts[0], rule), str(item.parts[1]))
+        return _Term("layer", self.node(item, rule))
+
+    def walk(self, item: Any, rule: str) -> tuple[list[_Term], list[_Term]]:
+        """Heads (where data enters ``item``) and tails (where it leaves), in order."""
+        if isinstance(item, tuple):
+            if len(item) < 2:
+                raise NetConnectionError(
+                    f"the connection {item!r} needs at least a source and a destination."
+                )
+            heads, tails = self.walk(item[0], rule)
+            for nxt in item[1:]:
+                h, t = self.walk(nxt, rule)
+                for dst in h:
+                    self.groups.append((list(tails), dst, rule))
+                tails = t
+            return heads, tails
+        if isinstance(item, list):
+            heads, tails = [], []
+            for sub in item:
+                h, t = self.walk(sub, rule)
+                heads += h
+                tails += t
+            return heads, tails
+        term = self.term(item, rule)
+        return [term], [term]
+
+
+def _rule_text(item: Any) -> str:
+    if isinstance(item, tuple):
+        return " -> ".join(_rule_text(x) for x in item)
+    if isinstance(item, list):
+        return "[" + ", ".join(_rule_text(x) for x in item) + "]"
+    return "None" if item is None else repr(item)
+
+
+# ------------------------------------------------------------------------- NetGraph
+class NetGraph(Layer):
+    """A directed acyclic graph of layers; itself a layer, so graphs nest to any depth.
+
+    Args:
+        layers: a list (nodes "0", "1", ...) or a dict of named layers.
+        connections: see the module docstring.
+        **port_shapes: shapes of graph input or output ports, e.g. ``Input=("Varying", 8)``.
+    """
+
+    class Options(LayerOptions):
+        pass
+
+    def __init__(self, layers: Any, connections: Iterable[Any] = (), **port_shapes: Any) -> None:
+        nodes = _named_layers(layers)
+        self._assemble(nodes, self._parse(nodes, connections), port_shapes)
+
+    # ---------------------------------------------------------------- assembly
+    def _parse(self, nodes: dict[str, Layer], connections: Iterable[Any]) -> list:
+        if isinstance(connections, (str, bytes)) or not isinstance(connections, Iterable):
+            raise NetConnectionError(
+                "Second argument should be a list of connections (tuples such as (\"a\", \"b\"))."
+            )
+        parser = _Parser(nodes)
+        for item in connections:
+            if not isinstance(item, tuple):
+                raise NetConnectionError(
+                    f"each connection must be a tuple like ('a', 'b'); found {item!r}."
+                )
+            parser.walk(item, _rule_text(item))
+        return parser.groups
+
+    def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "origin", user_site())
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "options", self.Options())
+        object.__setattr__(self, "arrays", {})
+        object.__setattr__(self, "_removed", frozenset())
+        nodes = self._size_variadic(dict(nodes), groups)
+        edges, muted, explicit_outputs = self._resolve(nodes, groups)
+        inputs, outputs = self._graph_ports(nodes, edges, muted, explicit_outputs)
+        order = self._topological_order(nodes, edges)
+        object.__setattr__(self, "nodes", dict(nodes))
+        object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "order", order)
+        object.__setattr__(self, "_inputs", inputs)
+        object.__setattr__(self, "_outputs", outputs)
+        object.__setattr__(self, "muted", frozenset(muted))
+        specs = {}
+        for name, spec in port_shapes.items():
+            if name not in inputs and name not in outputs:
+                raise SpecificationError(
+                    f'"{name}" is neither a valid input or output port for the given {self.type_name}.',
+                    hint=f"its inputs are {list(inputs)} and its outputs {list(outputs)}.",
+                )
+            specs[name] = parse_port_spec(spec, f'{self.type_name} port "{name}"')
+        object.__setattr__(self, "port_specs", specs)
+        self.inference  # shape inference runs at construction
+
+    @staticmethod
+    def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:
+        for sources, dst, rule in groups:
+            layer = nodes.get(dst.node) if dst.kind == "layer" else None
+            if isinstance(layer, VariadicLayer) and len(sources) > 1:
+                if layer.variadic:
+                    nodes[dst.node] = layer.with_input_count(len(sources))
+                elif len(layer.input_names) != len(sources):
+                    raise NetConnectionError(
+                        f"{rule}: {len(sources)} sources connected to {dst.node!r}, which has "
+                        f"{len(layer.input_names)} inputs ({', '.join(layer.input_names)})."
+                    )
+        return nodes
+
+    def _resolve(self, nodes: dict[str, Layer], groups: list):
+        edges: dict[PortRef, PortRef] = {}
+        muted: set[PortRef] = set()
+        explicit_outputs: list[str] = []
+
+        def out_port(term: _Term, rule: str) -> PortRef:
+            if term.kind == "graph":
+                return PortRef(None, term.port)
+            if term.kind == "mute":
+                raise NetConnectionError(f"{rule}: None can only stand last, to mute an output.")
+            layer = nodes[term.node]
+            if term.kind == "layer":
+                if not layer.output_names:
+                    raise NetConnectionError(f"{rule}: layer {term.node!r} has no output.")
+                return PortRef(term.node, layer.output_names[0])
+            if term.port not in layer.output_names:
+                raise _missing_port(term, layer, rule, "output")
+            return PortRef(term.node, term.port)
+
+        def in_ports(term: _Term, count: int, rule: str) -> list[PortRef]:
+            layer = nodes[term.node]
+            if term.kind == "port":
+                if term.port not in layer.input_names:
+                    raise _missing_port(term, layer, rule, "input")
+                if count != 1:
+                    raise NetConnectionError(
+                        f"{rule}: {count} sources connected to the single port {term.show()}."
+                    )
+                return [PortRef(term.node, term.port)]
+            names = layer.input_names
+            if count == 1 and names:
+                return [PortRef(term.node, names[0])]
+            if len(names) == count:
+                return [PortRef(term.node, n) for n in names]
+            raise NetConnectionError(
+                f"{rule}: {count} sources connected to {term.node!r}, which has {len(names)} "
+                f"input port(s) ({', '.join(names) or 'none'}).",
+                hint="name the port with NetPort(layer, port), or connect as many sources "
+                "as the layer has inputs.",
+            )
+
+        for sources, dst, rule in groups:
+            srcs = [out_port(s, rule) for s in sources]
+            if dst.kind == "mute":
+                for src in srcs:
+                    if src.node is None:
+                        raise NetConnectionError(f"{rule}: only layer outputs can be muted.")
+                    muted.add(src)
+                continue
+            if dst.kind == "graph":
+                if len(srcs) != 1:
+                    raise NetConnectionError(f"Multiple vertices are connected to NetPort({dst.port!r}).")
+                targets = [PortRef(None, dst.port)]
+                if dst.port not in explicit_outputs:
+                    explicit_outputs.append(dst.port)
+            else:
+                targets = in_ports(dst, len(srcs), rule)
+            for src, target in zip(srcs, targets):
+                if target in edges and edges[target] != src:
+                    raise NetConnectionError(
+                        f"Multiple vertices have been connected to {target.show()}: "
+                        f"{edges[target].show()} and {src.show()}.",
+                        hint="an input port has exactly one producer; combine values with "
+                        "ThreadingLayer or CatenateLayer first.",
+                    )
+                edges[target] = src
+        return edges, muted, explicit_outputs
+
+    def _graph_ports(self, nodes, edges, muted, explicit_outputs):
+        inputs: list[str] = []
+        for src in edges.values():
+            if src.node is None and src.port not in inputs:
+                inputs.append(src.port)
+        for name, layer in nodes.items():
+            for port in layer.input_names:
+                ref = PortRef(name, port)
+                if ref not in edges:
+                    edges[ref] = PortRef(None, port)
+                    if port not in inputs:
+                        inputs.append(port)
+        clash = set(explicit_outputs) & set(inputs)
+        if clash:
+            raise NetConnectionError(
+                f"the graph port {sorted(clash)[0]!r} is used both as an input and an output."
+            )
+        consumed = {src for src in edges.values() if src.node is not None}
+        dangling = [
+            PortRef(name, port)
+            for name, layer in nodes.items()
+            for port in layer.output_names
+            if PortRef(name, port) not in consumed and PortRef(name, port) not in muted
+        ]
+        counts: dict[str, int] = {}
+        for ref in dangling:
+            counts[ref.port] = counts.get(ref.port, 0) + 1
+        outputs = list(explicit_outputs)
+        seen: dict[str, int] = {}
+        for ref in dangling:
+            name = ref.port
+            if counts[name] > 1:
+                seen[name] = seen.get(name, 0) + 1
+                name = f"{name}{seen[name]}"
+            if name in outputs or name in inputs:
+                raise NetConnectionError(
+                    f"Cannot use integer suffix to automatically disambiguate multiple dangling "
+                    f"output ports with name {ref.port!r} because of existing port with name {name!r}."
+                    if counts[ref.port] > 1 else
+                    f"the dangling output {ref.show()} clashes with the graph port {name!r}.",
+                    hint="connect it to a named NetPort, or mute it with (NetPort(layer, port), None).",
+                )
+            edges[PortRef(None, name)] = ref
+            outputs.append(name)
+        if not outputs:
+            raise NetConnectionError("the net has no output port: every output is consumed or muted.")
+        return tuple(inputs), tuple(outputs)
+
+    @staticmethod
+    def _topological_order(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]) -> tuple[str, ...]:
+        g = nx.DiGraph()
+        g.add_nodes_from(nodes)
+        for dst, src in edges.items():
+            if dst.node is not None and src.node is not None:
+                g.add_edge(src.node, dst.node)
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            position = {name: i for i, name in enumerate(nodes)}
+            return tuple(nx.lexicographical_topological_sort(g, key=position.__getitem__))
+        names = [a for a, _ in cycle] + [cycle[0][0]]
+        raise CycleError(
+            "The connectivity of layers within a NetGraph must be acyclic; found the cycle "
+            + " -> ".join(map(repr, names)) + ".",
+            hint="remove one of the connections of this cycle.",
+        )
+
+    # ----------------------------------------------------------- the Layer interface
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
+    def children(self) -> dict[str, Layer]:
+        return dict(self.nodes)
+
+    def with_children(self, children: Mapping[str, Layer]) -> "NetGraph":
+        unknown = set(children) - set(self.nodes)
+        if unknown:
+            raise SpecificationError(f"{self.type_name} has no layer named {sorted(unknown)[0]!r}.")
+        return self._rebuild({**self.nodes, **children}, self.port_specs)
+
+    def _rebuild(self, nodes: Mapping[str, Layer], port_specs: Mapping[str, Any]) -> "NetGraph":
+        """A graph of the same type and wiring over ``nodes`` (inference runs again)."""
+        new = object.__new__(type(self))
+        new._assemble(dict(nodes), _groups_from_edges(self.edges, self.muted),
+                      {k: v.to_user() for k, v in port_specs.items()})
+        return new
+
+    def _after_evolve(self) -> None:
+        self._assemble(dict(self.nodes), _groups_from_edges(self.edges, self.muted),
+                       {k: v.to_user() for k, v in self.port_specs.items()})
+
+    def template(self, scope: Scope) -> None:
+        s = scope.solver
+        for name in self.order:
+            layer = self.nodes[name]
+            constrain(layer, scope.child(name, layer))
+        for dst, src in self.edges.items():
+            dst_scope = scope if dst.node is None else scope.child(dst.node, self.nodes[dst.node])
+            src_scope = scope if src.node is None else scope.child(src.node, self.nodes[src.node])
+            where = (lambda dst=dst, src=src, ds=dst_scope, ss=src_scope:
+                     f'{ds.where(dst.port)}, connected from {ss.where(src.port)}')
+            s.unify_shapes(dst_scope.port(dst.port), src_scope.port(src.port), where)
+            s.unify_elems(dst_scope.elem(dst.port), src_scope.elem(src.port), where)
+
+    def describe(self) -> str:
+        return f"{self.type_name}[{len(self.nodes)} layers]"
+
+
+def _missing_port(term: _Term, layer: Layer, rule: str, kind: str) -> NetConnectionError:
+    names = layer.output_names if kind == "output" else layer.input_names
+    return NetConnectionError(
+        f"{rule}: the {kind} port {term.port!r} of layer {term.node!r} ({layer.describe()}) "
+        f"does not exist.",
+        hint=f"its {kind} ports are: {', '.join(map(repr, names)) or 'none'}.",
+    )
+
+
+def _groups_from_edges(edges: Mapping[PortRef, PortRef], muted: Iterable[PortRef]) -> list:
+    """Connection groups equivalent to an already resolved edge table (for rebuilding)."""
+    groups = []
+    for dst, src in edges.items():
+        src_term = _Term("graph", port=src.port) if src.node is None else _Term("port", src.node, src.port)
+        dst_term = _Term("graph", port=dst.port) if dst.node is None else _Term("port", dst.node, dst.port)
+        groups.append(([src_term], dst_term, "rebuild"))
+    for ref in muted:
+        groups.append(([_Term("port", ref.node, ref.port)], _Term("mute"), "rebuild"))
+    return groups
+
+
+# ------------------------------------------------------------------------- NetChain
+class NetChain(NetGraph):
+    """Layers applied one after another: each layer's first output feeds the next one's
+    first input. Every layer but the first has one input, every layer but the last one
+    output. Ports: the first layer's inputs and the last layer's outputs."""
+
+    def __init__(self, layers: Any, **port_shapes: Any) -> None:
+        nodes = _named_layers(layers)
+        names = list(nodes)
+        for i, (name, layer) in enumerate(nodes.items()):
+            if i > 0 and len(layer.input_names) != 1:
+                raise SpecificationError(
+                    f'NetChain layer "{name}" ({layer.describe()}) has {len(layer.input_names)} '
+                    "inputs; all layers after the first must have exactly one input port.",
+                    hint="use a NetGraph to connect layers with several inputs.",
+                )
+            if i < len(names) - 1 and len(layer.output_names) != 1:
+                raise SpecificationError(
+                    f'NetChain layer "{name}" ({layer.describe()}) has {len(layer.output_names)} '
+                    "outputs; all layers before the last must have exactly one output port."
+                )
+        groups = [([_Term("layer", a)], _Term("layer", b), f"{a!r} -> {b!r}")
+                  for a, b in zip(names, names[1:])]
+        self._assemble(nodes, groups, port_shapes)
+
+    def describe(self) -> str:
+        return f"NetChain[{len(self.nodes)} layers]"
+
+
+__all__ = ["NetChain", "NetGraph", "NetPort", "PortRef", "as_layer", "show_path"]

@@ -1,0 +1,103 @@
+"""Lowering a whole net to one pure JAX function over a single example.
+
+``apply(params, inputs, *, lengths=None, rng=None, train=False) -> outputs``
+
+* ``params``: the nested dict of arrays keyed by path (see :func:`params_of`);
+* ``inputs``: a dict port name -> array for ONE example (use ``jax.vmap`` for a batch);
+* ``lengths``: true lengths of varying symbols, when the inputs are padded; by default the
+  sizes of the input arrays;
+* ``rng``: a PRNG key for training-mode randomness (dropout).
+
+The function is pure, so ``jax.jit``, ``jax.grad`` and ``jax.vmap`` all accept it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from layers.base import Layer
+from layers.lowering import LowerContext, lower_layer, register
+from layers.scope import Path, show_path
+from shapes import UninitializedError, Varying
+
+from .graph import NetGraph, PortRef
+
+
+@register(NetGraph)
+def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
+    values: dict[PortRef, jax.Array] = {PortRef(None, n): inputs[n] for n in graph.input_names}
+    for name in graph.order:
+        layer = graph.nodes[name]
+        layer_inputs = {p: values[graph.edges[PortRef(name, p)]] for p in layer.input_names}
+        with jax.named_scope(name):
+            outputs = lower_layer(layer, ctx.child(name), layer_inputs)
+        for port, value in outputs.items():
+            values[PortRef(name, port)] = value
+    return {n: values[graph.edges[PortRef(None, n)]] for n in graph.output_names}
+
+
+def params_of(layer: Layer) -> dict[str, Any]:
+    """The params pytree of ``layer``: its arrays, and its sub-nets' params by name."""
+    tree: dict[str, Any] = dict(layer.arrays)
+    for name, child in layer.children().items():
+        tree[name] = params_of(child)
+    return tree
+
+
+def missing_arrays(layer: Layer, path: Path = ()) -> list[str]:
+    """Paths of the arrays of ``layer`` that are not initialised."""
+    found = [show_path(path + (n,)) for n, a in layer.arrays.items() if a is None]
+    for name, child in layer.children().items():
+        found += missing_arrays(child, path + (name,))
+    return found
+
+
+def require_initialized(net: Layer) -> None:
+    missing = missing_arrays(net)
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise UninitializedError(
+            f"the net has uninitialized arrays: {shown}.",
+            hint="call NetInitialize(net) first, or give the arrays at construction.",
+        )
+
+
+def input_lengths(net: Layer, inputs: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    """Lengths of the varying symbols of the input ports, read off the array sizes."""
+    lengths: dict[str, jax.Array] = {}
+    for name in net.input_names:
+        dims = net.inference.port((), name).dims or ()
+        for axis, dim in enumerate(dims):
+            if isinstance(dim, Varying) and dim.symbol not in lengths:
+                lengths[dim.symbol] = jnp.asarray(jnp.shape(inputs[name])[axis], jnp.int32)
+    return lengths
+
+
+def run(
+    net: Layer,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, jax.Array],
+    lengths: Mapping[str, jax.Array] | None,
+    rng: jax.Array | None,
+    train: bool,
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Outputs and the lengths of every varying symbol, for one example."""
+    lens = input_lengths(net, inputs)
+    lens.update(lengths or {})
+    ctx = LowerContext(net.inference, (), params, lens, rng, train)
+    return lower_layer(net, ctx, dict(inputs)), lens
+
+
+def lower(net: Layer) -> Callable[..., dict[str, jax.Array]]:
+    """The pure function of ``net`` (see the module docstring)."""
+
+    def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
+              rng: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
+        if not isinstance(inputs, Mapping):
+            inputs = {net.input_names[0]: inputs}
+        return run(net, params, inputs, lengths, rng, train)[0]
+
+    apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.lower."
+    return apply

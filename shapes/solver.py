@@ -1,0 +1,338 @@
+"""One constraint solver for all shape inference, with provenance.
+
+Three kinds of cells live in union-find tables:
+
+* dimension cells: a known size, a varying symbol, or unknown;
+* shape cells: a tuple of dimension cells, or unbound (rank not known yet);
+* element cells: "Real", "Integer", ("Index", dim cell), or unknown.
+
+Constraints are unifications (edges, shared template variables) and *rules*: propagators
+re-run whenever a cell they watch changes, until a fixed point. A rule may also have a
+*default*, tried only at a fixed point (for example "a LinearLayer whose input rank is still
+unknown takes a vector"); defaults run one at a time, each followed by a new fixed point.
+
+Every bound value remembers its :class:`Origin` (which port, which user line), so a conflict
+is reported with both sides.
+
+Merging rules (as in ONNX shape inference): two different known sizes conflict; a known size
+beats a varying symbol; a symbol beats unknown; two symbols merge into one.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable, Union
+
+from .dims import Auto, Dim, Known, Varying
+from .elements import Element, Index, Integer, Real
+from .errors import ElementTypeError, ShapeMismatchError
+
+Where = Union[str, Callable[[], str]]
+
+
+def _text(where: Where) -> str:
+    return where() if callable(where) else where
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from: a description and the user's ``file:line`` if known."""
+
+    what: str
+    site: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.what}  ({self.site})" if self.site else self.what
+
+
+class Sym:
+    """A varying-length symbol (identity matters, the name is for display)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Sym({self.name})"
+
+
+def _show_dim(value: object) -> str:
+    if isinstance(value, Sym):
+        return '"Varying"'
+    return "Automatic" if value is None else str(value)
+
+
+def _show_elem(value: object) -> str:
+    if isinstance(value, tuple):
+        return "an index (Integer in a range)"
+    return "Automatic" if value is None else str(value)
+
+
+class _Table:
+    """A union-find table whose roots carry a value, an origin and the rules watching them."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.value: list[object] = []
+        self.origin: list[Origin | None] = []
+        self.watch: list[set[int]] = []
+
+    def new(self, value: object, origin: Origin | None) -> int:
+        self.parent.append(len(self.parent))
+        self.value.append(value)
+        self.origin.append(origin)
+        self.watch.append(set())
+        return len(self.parent) - 1
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def link(self, keep: int, drop: int) -> set[int]:
+        """Make ``keep`` the root of ``drop``'s class; returns the union of their watchers."""
+        self.parent[drop] = keep
+        self.watch[keep] |= self.watch[drop]
+        self.watch[drop] = set()
+        return self.watch[keep]
+
+
+@dataclass
+class _Rule:
+    run: Callable[[], None]
+    default: Callable[[], None] | None
+
+
+class Solver:
+    """Collects cells and constraints and solves them to a fixed point."""
+
+    def __init__(self) -> None:
+        self._dims = _Table()
+        self._shapes = _Table()
+        self._elems = _Table()
+        self._rules: list[_Rule] = []
+        self._queue: deque[int] = deque()
+        self._queued: set[int] = set()
+        self._symbols = 0
+        self.changes = 0
+
+    # ----------------------------------------------------------------- dimension cells
+    def new_dim(self, size: int | None = None, origin: Origin | None = None) -> int:
+        return self._dims.new(size, origin if size is not None else None)
+
+    def new_varying(self, origin: Origin | None = None) -> int:
+        self._symbols += 1
+        return self._dims.new(Sym(f"L{self._symbols}"), origin)
+
+    def dim(self, d: int) -> object:
+        """The current value of a dimension cell: an int, a :class:`Sym`, or None."""
+        return self._dims.value[self._dims.find(d)]
+
+    def dim_origin(self, d: int) -> Origin | None:
+        return self._dims.origin[self._dims.find(d)]
+
+    def same_dim(self, a: int, b: int) -> bool:
+        return self._dims.find(a) == self._dims.find(b)
+
+    def bind_dim(self, d: int, size: int, origin: Origin, where: Where) -> None:
+        """Fix dimension ``d`` to ``size``."""
+        if self.dim(d) != size:
+            self.unify_dims(d, self.new_dim(size, origin), where)
+
+    def unify_dims(self, a: int, b: int, where: Where) -> None:
+        """Make ``a`` and ``b`` the same dimension; ``a``'s value is the "expected" one."""
+        t = self._dims
+        ra, rb = t.find(a), t.find(b)
+        if ra == rb:
+            return
+        va, vb = t.value[ra], t.value[rb]
+        if isinstance(va, int) and isinstance(vb, int) and va != vb:
+            raise ShapeMismatchError(
+                f"inconsistent size for {_text(where)}\n"
+                f"  expected {va} - set by {t.origin[ra] or 'an earlier constraint'}\n"
+                f"  got      {vb} - set by {t.origin[rb] or 'an earlier constraint'}",
+                hint="make the two sizes agree, or leave one of them Automatic.",
+            )
+        if isinstance(vb, int) or (va is None and vb is not None):
+            ra, rb = rb, ra  # keep the more informative value at the root
+        self._merge(t, ra, rb)
+
+    # --------------------------------------------------------------------- shape cells
+    def new_shape(self, rank: int | None = None, origin: Origin | None = None) -> int:
+        s = self._shapes.new(None, None)
+        if rank is not None:
+            self.set_rank(s, rank, origin, "")
+        return s
+
+    def shape_of_dims(self, dims: Iterable[int], origin: Origin | None = None) -> int:
+        return self._shapes.new(tuple(dims), origin)
+
+    def dims(self, s: int) -> tuple[int, ...] | None:
+        """The dimension cells of shape ``s``, or None while its rank is unknown."""
+        return self._shapes.value[self._shapes.find(s)]
+
+    def shape_origin(self, s: int) -> Origin | None:
+        return self._shapes.origin[self._shapes.find(s)]
+
+    def set_rank(self, s: int, rank: int, origin: Origin | None, where: Where) -> tuple[int, ...]:
+        """Give ``s`` rank ``rank`` (fresh unknown dimensions) or check that it has it."""
+        dims = self.dims(s)
+        if dims is None:
+            self._bind_shape(s, tuple(self.new_dim() for _ in range(rank)), origin)
+            return self.dims(s)  # type: ignore[return-value]
+        if len(dims) != rank:
+            self._rank_error(where, rank, origin, len(dims), self.shape_origin(s))
+        return dims
+
+    def unify_shapes(self, a: int, b: int, where: Where) -> None:
+        """Make shapes ``a`` and ``b`` equal (rank and every dimension)."""
+        t = self._shapes
+        ra, rb = t.find(a), t.find(b)
+        if ra == rb:
+            return
+        va, vb = t.value[ra], t.value[rb]
+        if va is None or vb is None:
+            keep, drop = (rb, ra) if va is None else (ra, rb)
+            dims = t.value[keep]
+            if dims is not None:
+                for d in dims:
+                    self._watch_dim(d, t.watch[drop])
+            self._merge(t, keep, drop)
+            return
+        if len(va) != len(vb):
+            self._rank_error(where, len(va), t.origin[ra], len(vb), t.origin[rb])
+        t.link(ra, rb)
+        for i, (da, db) in enumerate(zip(va, vb)):
+            self.unify_dims(da, db, lambda i=i: f"dimension {i + 1} of {_text(where)}")
+
+    def _merge(self, t: _Table, keep: int, drop: int) -> None:
+        """Link ``drop`` under ``keep``; wake the rules of the side whose value changed."""
+        woken = set(t.watch[drop]) if t.value[drop] != t.value[keep] else set()
+        t.link(keep, drop)
+        if woken:
+            self._touch(woken)
+
+    def _bind_shape(self, s: int, dims: tuple[int, ...], origin: Origin | None) -> None:
+        r = self._shapes.find(s)
+        self._shapes.value[r] = dims
+        self._shapes.origin[r] = origin
+        for d in dims:
+            self._watch_dim(d, self._shapes.watch[r])
+        self._touch(self._shapes.watch[r])
+
+    def _rank_error(self, where: Where, ra: int, oa: object, rb: int, ob: object) -> None:
+        raise ShapeMismatchError(
+            f"inconsistent ranks for {_text(where)}\n"
+            f"  expected a rank-{ra} array - set by {oa or 'an earlier constraint'}\n"
+            f"  got      a rank-{rb} array - set by {ob or 'an earlier constraint'}",
+            hint="check the ranks of the ports joined here.",
+        )
+
+    # ------------------------------------------------------------------- element cells
+    def new_elem(self, value: object = None, origin: Origin | None = None) -> int:
+        return self._elems.new(value, origin if value is not None else None)
+
+    def elem(self, e: int) -> object:
+        return self._elems.value[self._elems.find(e)]
+
+    def unify_elems(self, a: int, b: int, where: Where) -> None:
+        t = self._elems
+        ra, rb = t.find(a), t.find(b)
+        if ra == rb:
+            return
+        va, vb = t.value[ra], t.value[rb]
+        if va is not None and vb is not None:
+            index_a, index_b = isinstance(va, tuple), isinstance(vb, tuple)
+            if va == "Real" and vb == "Real":
+                pass
+            elif index_a and index_b:
+                self.unify_dims(va[1], vb[1], lambda: f"the index range of {_text(where)}")
+            elif {va, vb} <= {"Integer"} or (index_a and vb == "Integer"):
+                pass
+            elif index_b and va == "Integer":
+                ra, rb = rb, ra
+            else:
+                raise ElementTypeError(
+                    f"inconsistent element types for {_text(where)}\n"
+                    f"  expected {_show_elem(va)} - set by {t.origin[ra] or 'an earlier constraint'}\n"
+                    f"  got      {_show_elem(vb)} - set by {t.origin[rb] or 'an earlier constraint'}",
+                    hint="integer (index) ports feed EmbeddingLayer; real ports carry numbers.",
+                )
+        elif va is None:
+            ra, rb = rb, ra
+        self._merge(t, ra, rb)
+
+    # ------------------------------------------------------------------------- rules
+    def rule(
+        self,
+        run: Callable[[], None],
+        *,
+        dims: Iterable[int] = (),
+        shapes: Iterable[int] = (),
+        default: Callable[[], None] | None = None,
+    ) -> None:
+        """Add a propagator re-run whenever a watched cell changes (and once at the start)."""
+        rid = len(self._rules)
+        self._rules.append(_Rule(run, default))
+        for d in dims:
+            self._watch_dim(d, {rid})
+        for s in shapes:
+            r = self._shapes.find(s)
+            self._shapes.watch[r].add(rid)
+            for d in self._shapes.value[r] or ():
+                self._watch_dim(d, {rid})
+        self._touch({rid})
+
+    def _watch_dim(self, d: int, rules: set[int]) -> None:
+        self._dims.watch[self._dims.find(d)] |= rules
+
+    def _touch(self, rules: set[int]) -> None:
+        self.changes += 1
+        for rid in rules:
+            if rid not in self._queued:
+                self._queued.add(rid)
+                self._queue.append(rid)
+
+    def solve(self) -> None:
+        """Run rules to a fixed point; then apply defaults one at a time until none applies."""
+        while True:
+            while self._queue:
+                rid = self._queue.popleft()
+                self._queued.discard(rid)
+                self._rules[rid].run()
+            for rule in self._rules:
+                if rule.default is None:
+                    continue
+                before = self.changes
+                rule.default()
+                if self.changes != before:
+                    break
+            else:
+                return
+
+    # --------------------------------------------------------------------- read-out
+    def resolve_dim(self, d: int) -> Dim:
+        r = self._dims.find(d)
+        v = self._dims.value[r]
+        if isinstance(v, int):
+            return Known(v)
+        if isinstance(v, Sym):
+            return Varying(v.name)
+        return Auto(r)
+
+    def resolve_shape(self, s: int) -> tuple[Dim, ...] | None:
+        dims = self.dims(s)
+        return None if dims is None else tuple(self.resolve_dim(d) for d in dims)
+
+    def resolve_elem(self, e: int) -> Element:
+        v = self.elem(e)
+        if isinstance(v, tuple):
+            return Index(self.resolve_dim(v[1]))
+        return Integer() if v == "Integer" else Real()
+
+
+__all__ = ["Origin", "Solver", "Sym", "Where", "_show_dim"]
