@@ -1,11 +1,24 @@
 """The layer library: one module per layer family, each with its shape template and lowering."""
+from .aggregation import AggregationLayer, SummationLayer
 from .base import ArraySpec, Layer, LayerOptions
+from .catenate import CatenateLayer
+from .convolution import ConvolutionLayer
+from .dot import DotLayer
+from .dropout import DropoutLayer
 from .elementwise import ElementwiseLayer
+from .embedding import EmbeddingLayer
 from .linear import LinearLayer
 from .options import All, Inherited
+from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
+from .scaling import ConstantTimesLayer, NetArrayLayer
+from .sequence import NetMapOperator, SequenceLastLayer
+from .softmax import SoftmaxLayer
 from .threading import ThreadingLayer, TotalLayer
 
 __all__ = [
-    "All", "ArraySpec", "ElementwiseLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer",
-    "ThreadingLayer", "TotalLayer",
+    "AggregationLayer", "All", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
+    "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
+    "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
+    "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
+    "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
 ]

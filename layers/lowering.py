@@ -105,3 +105,40 @@ def masked_along(x: jax.Array, axis: int, mask: jax.Array | None, fill: float) -
 def register(cls: type) -> Callable[[Callable], Callable]:
     """Decorator: ``@register(LinearLayer) def _(layer, ctx, inputs): ...``."""
     return lambda fn: lower_layer.register(cls)(fn)
+
+
+def valid_positions(ctx: LowerContext, port: str, x: jax.Array, axes: tuple[int, ...]) -> jax.Array | None:
+    """Boolean array of ``x``'s shape: True at real (unpadded) positions along ``axes``;
+    None when none of those axes varies."""
+    mask = None
+    for axis in axes:
+        m = valid_mask(ctx.length(port, axis), x.shape[axis])
+        if m is None:
+            continue
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        m = jnp.broadcast_to(m.reshape(shape), x.shape)
+        mask = m if mask is None else mask & m
+    return mask
+
+
+def masked_softmax(x: jax.Array, axis: int | tuple[int, ...], mask: jax.Array | None) -> jax.Array:
+    """Softmax over ``axis`` giving zero weight where ``mask`` is False. A slice with no
+    valid position gives all zeros (never NaN, in any float dtype)."""
+    if mask is None:
+        return jax.nn.softmax(x, axis=axis)
+    low = jnp.asarray(jnp.finfo(x.dtype).min, x.dtype)
+    z = jnp.where(mask, x, low)
+    top = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+    e = jnp.where(mask, jnp.exp(z - top), jnp.zeros((), x.dtype))
+    total = jnp.sum(e, axis=axis, keepdims=True)
+    return e / jnp.where(total == 0, jnp.ones((), x.dtype), total)
+
+
+def normalize_axis(axis: int, rank: int, what: str) -> int:
+    """``axis`` (negative counts from the end) as a position in ``range(rank)``."""
+    from shapes import ShapeMismatchError
+
+    if not -rank <= axis < rank:
+        raise ShapeMismatchError(f"{what}: level {axis} does not exist in a rank-{rank} array.")
+    return axis % rank

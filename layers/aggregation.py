@@ -1,0 +1,128 @@
+"""AggregationLayer and SummationLayer: reduce an array over some of its levels.
+
+Shape legend: the Input has rank r; ``levels`` picks the reduced axes (0-based).
+
+====== ================== =================================================
+port   shape              notes
+====== ================== =================================================
+Input  d1 x ... x dr      reduced levels may vary (padding is ignored)
+Output the kept dims      ``SummationLayer``: a scalar (all levels totalled)
+====== ================== =================================================
+
+``function``: "Mean", "Total", "Max", "Min" or "Times". ``levels``: an int, a tuple of
+ints, ``All``, or a slice; the default ``slice(1, None)`` keeps the first dimension (as
+Wolfram's ``2;;All``). An empty selection along a varying level gives 0.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+import jax.numpy as jnp
+import pydantic
+
+from shapes import ShapeMismatchError, SpecificationError
+
+from .base import Layer, LayerOptions
+from .lowering import register, valid_positions
+from .options import All, AllT
+
+
+class Span(pydantic.BaseModel):
+    """A range of levels, from ``start`` to ``stop`` (exclusive; None for the end)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    start: int = 0
+    stop: Optional[int] = None
+
+
+Levels = Union[int, tuple[int, ...], AllT, Span]
+_FILL = {"Total": 0.0, "Mean": 0.0, "Times": 1.0}
+
+
+def _span(levels: Any) -> Any:
+    if isinstance(levels, slice):
+        if levels.step not in (None, 1):
+            raise SpecificationError(f"level slices take no step; found {levels!r}.")
+        return Span(start=levels.start or 0, stop=levels.stop)
+    return tuple(levels) if isinstance(levels, list) else levels
+
+
+def resolve_levels(levels: Levels, rank: int, where: str) -> tuple[int, ...]:
+    """The sorted 0-based axes named by ``levels`` in a rank-``rank`` array."""
+    if levels is All:
+        return tuple(range(rank))
+    if isinstance(levels, Span):
+        return tuple(range(rank))[levels.start:levels.stop]
+    chosen = (levels,) if isinstance(levels, int) else levels
+    for level in chosen:
+        if not -rank <= level < rank:
+            raise ShapeMismatchError(
+                f"{where}: level {level} does not exist in a rank-{rank} array.",
+                hint="levels are 0-based; negative levels count from the end.",
+            )
+    return tuple(sorted({level % rank for level in chosen}))
+
+
+class AggregationLayer(Layer):
+    """Reduces ``levels`` of the input with ``function``."""
+
+    class Options(LayerOptions):
+        function: Literal["Mean", "Total", "Max", "Min", "Times"]
+        levels: Levels = Span(start=1)
+
+    def __init__(self, function: str, levels: Any = slice(1, None), **kwargs: Any) -> None:
+        self._build({"function": function, "levels": _span(levels)}, kwargs)
+
+    def describe(self) -> str:
+        return f"{self.type_name}[{self.options.function}]"
+
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        scope.real("Input", "Output")
+
+        def run() -> None:
+            dims = s.dims(scope.port("Input"))
+            if dims is None:
+                return
+            axes = resolve_levels(self.options.levels, len(dims), scope.where("Input"))
+            kept = [d for i, d in enumerate(dims) if i not in axes]
+            for a, b in zip(scope.dims("Output", len(kept)), kept):
+                scope.same_dim(a, b, "Output")
+
+        s.rule(run, shapes=(scope.port("Input"),))
+
+
+class SummationLayer(AggregationLayer):
+    """The total of all elements: a scalar."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._build({"function": "Total", "levels": All}, kwargs)
+
+    def describe(self) -> str:
+        return self.type_name
+
+
+def aggregate(function: str, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
+    """Reduce ``x`` over ``axes`` ignoring positions where ``mask`` is False."""
+    if mask is None:
+        mask = jnp.ones(x.shape, bool)
+    count = jnp.sum(mask, axis=axes)
+    if function in _FILL:
+        filled = jnp.where(mask, x, jnp.asarray(_FILL[function], x.dtype))
+        if function == "Times":
+            return jnp.prod(filled, axis=axes)
+        total = jnp.sum(filled, axis=axes)
+        if function == "Total":
+            return total
+        return total / jnp.maximum(count, 1).astype(x.dtype)
+    reduce = jnp.max if function == "Max" else jnp.min
+    extreme = jnp.finfo(x.dtype).min if function == "Max" else jnp.finfo(x.dtype).max
+    result = reduce(jnp.where(mask, x, jnp.asarray(extreme, x.dtype)), axis=axes)
+    return jnp.where(count > 0, result, jnp.zeros((), x.dtype))
+
+
+@register(AggregationLayer)
+def _lower_aggregation(layer: AggregationLayer, ctx: Any, inputs: dict) -> dict:
+    x = inputs["Input"]
+    axes = resolve_levels(layer.options.levels, x.ndim, "AggregationLayer")
+    return {"Output": aggregate(layer.options.function, x, axes, valid_positions(ctx, "Input", x, axes))}

@@ -1,0 +1,219 @@
+"""ConvolutionLayer: 1-D and 2-D convolutions (channels first, as Wolfram; or interleaved).
+
+Shape legend: c input channels, n output channels, s_i spatial sizes, k_i kernel sizes,
+g channel groups, d the number of spatial dims (1 or 2; from ``kernel`` or the input rank).
+
+======= ================================= =========================================
+port    shape (``interleaving=False``)    with ``interleaving=True``
+======= ================================= =========================================
+Input   c x s1 [x s2]                     s1 [x s2] x c
+Output  n x o1 [x o2]                     o1 [x o2] x n
+======= ================================= =========================================
+
+``o = floor((s + lo + hi - (dilation*(k-1)+1)) / stride) + 1``; ``padding="Same"`` gives
+``o = ceil(s / stride)`` with the extra padding split low = total // 2 (as TensorFlow/Keras).
+Arrays: ``Weights`` n x c/g x k1 [x k2], ``Biases`` n. The first spatial dimension may vary:
+positions beyond each example's length are treated as zero padding, so a padded batch gives
+exactly the per-example results.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+import jax
+import jax.numpy as jnp
+import pydantic
+
+from shapes import Automatic, ShapeMismatchError
+from shapes import rules
+
+from .base import ArraySpec, Layer, LayerOptions
+from .lowering import masked_along, register, valid_mask
+from .options import SizeOrAuto
+
+PosInt = pydantic.PositiveInt
+PerAxis = Union[PosInt, tuple[PosInt, ...]]
+Padding = Union[
+    pydantic.NonNegativeInt,
+    tuple[pydantic.NonNegativeInt, ...],
+    tuple[tuple[pydantic.NonNegativeInt, pydantic.NonNegativeInt], ...],
+    Literal["Same", "Valid"],
+]
+
+
+def _per_axis(value: Any, d: int, what: str) -> tuple:
+    values = tuple(value) if isinstance(value, tuple) else (value,) * d
+    if len(values) != d:
+        raise ShapeMismatchError(f"ConvolutionLayer: {what} {value!r} does not fit {d} spatial dimension(s).")
+    return values
+
+
+class ConvolutionLayer(Layer):
+    """A learned convolution; see the module docstring for shapes and padding."""
+
+    class Options(LayerOptions):
+        channels: SizeOrAuto = Automatic
+        kernel: PerAxis
+        stride: PerAxis = 1
+        dilation: PerAxis = 1
+        padding: Padding = 0
+        channel_groups: PosInt = 1
+        interleaving: bool = False
+
+    def __init__(self, channels: Any = Automatic, kernel: Any = None, **kwargs: Any) -> None:
+        self._build({"channels": channels, "kernel": kernel}, kwargs)
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        return ("Weights", "Biases")
+
+    def array_specs_all(self) -> dict[str, ArraySpec]:
+        return {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
+
+    def describe(self) -> str:
+        return f"ConvolutionLayer[{self.options.channels}, {self.options.kernel}]"
+
+    # ------------------------------------------------------------------ geometry
+    def geometry(self, d: int) -> list[tuple[int, int, int, Any]]:
+        """Per spatial axis: (kernel, stride, dilation, padding) with padding a (lo, hi)
+        pair or "Same"."""
+        o = self.options
+        kernel = _per_axis(o.kernel, d, "kernel")
+        stride = _per_axis(o.stride, d, "stride")
+        dilation = _per_axis(o.dilation, d, "dilation")
+        if o.padding == "Same":
+            pads: tuple = ("Same",) * d
+        elif o.padding == "Valid":
+            pads = ((0, 0),) * d
+        elif isinstance(o.padding, tuple) and o.padding and isinstance(o.padding[0], tuple):
+            pads = _per_axis(o.padding, d, "padding")
+        else:
+            pads = tuple((p, p) for p in _per_axis(o.padding, d, "padding"))
+        return list(zip(kernel, stride, dilation, pads))
+
+    @staticmethod
+    def output_size(size: int, kernel: int, stride: int, dilation: int, pad: Any) -> int:
+        if pad == "Same":
+            return -(-size // stride)
+        span = dilation * (kernel - 1) + 1
+        return (size + pad[0] + pad[1] - span) // stride + 1
+
+    def spatial_rank(self, input_rank: int | None) -> int | None:
+        if isinstance(self.options.kernel, tuple):
+            return len(self.options.kernel)
+        return None if input_rank is None else input_rank - 1
+
+    # ------------------------------------------------------------------ template
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        scope.real("Input", "Output")
+        x = scope.port("Input")
+        if isinstance(self.options.kernel, tuple):
+            scope.dims("Input", len(self.options.kernel) + 1)
+        installed: list[bool] = []
+
+        def run() -> None:
+            dims = s.dims(x)
+            if dims is None or installed:
+                return
+            installed.append(True)
+            d = self.spatial_rank(len(dims))
+            if d not in (1, 2) or len(dims) != d + 1:
+                raise ShapeMismatchError(
+                    f"{scope.where('Input')}: ConvolutionLayer takes a rank-2 (1-D) or rank-3 "
+                    f"(2-D) input; found rank {len(dims)}."
+                )
+            self._spatial_rules(scope, d)
+
+        def default() -> None:
+            if s.dims(x) is None:
+                scope.dims("Input", 2)
+
+        s.rule(run, shapes=(x,), default=default)
+
+    def _spatial_rules(self, scope: Any, d: int) -> None:
+        s = scope.solver
+        o = self.options
+        inp, out = scope.dims("Input", d + 1), scope.dims("Output", d + 1)
+        c_in, sp_in = (inp[-1], inp[:-1]) if o.interleaving else (inp[0], inp[1:])
+        c_out, sp_out = (out[-1], out[:-1]) if o.interleaving else (out[0], out[1:])
+        weights = scope.array_dims("Weights", d + 2)
+        if o.channels is not Automatic:
+            scope.fix(c_out, o.channels, "Output")
+        scope.same_dim(weights[0], c_out, "Weights")
+        groups = s.new_dim(o.channel_groups)
+        rules.product(s, s.shape_of_dims((weights[1], groups)), c_in, scope.origin("Input"),
+                      scope.where("Input"), varying_hint="channels cannot vary.")
+        if "Biases" in self.array_specs():
+            (bias,) = scope.array_dims("Biases", 1)
+            scope.same_dim(bias, c_out, "Biases")
+        for i, (kernel, stride, dilation, pad) in enumerate(self.geometry(d)):
+            scope.fix(weights[2 + i], kernel, "Weights")
+            rules.mapped(
+                s, sp_in[i], sp_out[i],
+                lambda n, k=kernel, st=stride, dl=dilation, p=pad: self.output_size(n, k, st, dl, p),
+                scope.origin("Output"), lambda i=i: f"spatial dimension {i + 1} of {scope.where('Output')}",
+                same_when_varying=(pad == "Same" and stride == 1),
+            )
+
+
+def _dynamic_same_window(x: jax.Array, axis: int, length: jax.Array, kernel: int,
+                         stride: int, dilation: int) -> tuple[jax.Array, int]:
+    """Shift a varying axis so that "Same" padding is computed from the true ``length``;
+    returns the window and its (static) output size."""
+    size = x.shape[axis]
+    span = dilation * (kernel - 1) + 1
+    out = -(-size // stride)
+    low_max = (span - 1) // 2
+    out_true = (length + stride - 1) // stride
+    low = jnp.maximum((out_true - 1) * stride + span - length, 0) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (low_max, span + stride)
+    padded = jnp.pad(x, pad)
+    window = (out - 1) * stride + span
+    return jax.lax.dynamic_slice_in_dim(padded, low_max - low, window, axis), out
+
+
+@register(ConvolutionLayer)
+def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
+    o = layer.options
+    x = inputs["Input"]
+    if o.interleaving:
+        x = jnp.moveaxis(x, -1, 0)
+    d = x.ndim - 1
+    geometry = layer.geometry(d)
+    first_length = ctx.length("Input", 0 if o.interleaving else 1)
+    x = masked_along(x, 1, valid_mask(first_length, x.shape[1]), 0.0)
+    padding = []
+    for i, (kernel, stride, dilation, pad) in enumerate(geometry):
+        if pad != "Same":
+            padding.append(pad)
+        elif i == 0 and first_length is not None:
+            x, _ = _dynamic_same_window(x, 1, first_length, kernel, stride, dilation)
+            padding.append((0, 0))
+        else:
+            size = x.shape[1 + i]
+            span = dilation * (kernel - 1) + 1
+            total = max((-(-size // stride) - 1) * stride + span - size, 0)
+            padding.append((total // 2, total - total // 2))
+    y = jax.lax.conv_general_dilated(
+        x[None], ctx.params["Weights"],
+        window_strides=tuple(g[1] for g in geometry), padding=padding,
+        rhs_dilation=tuple(g[2] for g in geometry), feature_group_count=o.channel_groups,
+    )[0]
+    if "Biases" in ctx.params:
+        y = y + ctx.params["Biases"].reshape((-1,) + (1,) * d)
+    if first_length is not None:
+        kernel, stride, dilation, pad = geometry[0]
+        if pad == "Same":
+            out_len = (first_length + stride - 1) // stride
+        else:
+            span = dilation * (kernel - 1) + 1
+            out_len = jnp.maximum((first_length + pad[0] + pad[1] - span) // stride + 1, 0)
+        ctx.set_length("Output", 0 if o.interleaving else 1, out_len)
+    if o.interleaving:
+        y = jnp.moveaxis(y, 0, -1)
+    return {"Output": y}
+
+
+__all__ = ["ConvolutionLayer"]

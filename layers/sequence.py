@@ -1,0 +1,141 @@
+"""Sequence layers: SequenceLastLayer and NetMapOperator.
+
+Shape legend: L sequence length (fixed or varying), ``...`` the element's dims.
+
+================== ======= =============== =================================================
+layer              port    shape           notes
+================== ======= =============== =================================================
+SequenceLastLayer  Input   L x ...         the last *real* element (true length, not pad)
+                   Output  ...             an empty sequence gives zeros
+NetMapOperator     <in>    L x <net's in>  ``net`` applied to every element, weights shared
+                   <out>   L x <net's out> all ports share the same L
+================== ======= =============== =================================================
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from shapes import ShapeMismatchError
+
+from .base import Layer, LayerOptions, user_site
+from .lowering import lower_layer, register
+from .scope import constrain
+
+
+class SequenceLastLayer(Layer):
+    """The last element of a sequence."""
+
+    class Options(LayerOptions):
+        pass
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._build({}, kwargs)
+
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
+        x, y = scope.port("Input"), scope.port("Output")
+
+        def run() -> None:
+            dx, dy = s.dims(x), s.dims(y)
+            if dx is None and dy is not None:
+                dx = scope.dims("Input", len(dy) + 1)
+            if dx is None:
+                return
+            if not dx:
+                raise ShapeMismatchError(
+                    f"{scope.where('Input')}: SequenceLastLayer needs a sequence (rank >= 1); "
+                    "found a scalar."
+                )
+            for a, b in zip(scope.dims("Output", len(dx) - 1), dx[1:]):
+                scope.same_dim(a, b, "Output")
+
+        s.rule(run, shapes=(x, y))
+
+
+@register(SequenceLastLayer)
+def _lower_sequence_last(layer: SequenceLastLayer, ctx: Any, inputs: dict) -> dict:
+    x = inputs["Input"]
+    length = ctx.length("Input", 0)
+    if length is None:
+        return {"Output": x[x.shape[0] - 1] if x.shape[0] else jnp.zeros(x.shape[1:], x.dtype)}
+    last = jax.lax.dynamic_index_in_dim(x, jnp.maximum(length - 1, 0), 0, keepdims=False)
+    return {"Output": jnp.where(length > 0, last, jnp.zeros((), x.dtype))}
+
+
+class NetMapOperator(Layer):
+    """Applies ``net`` to each element of sequences (its ports get a leading axis L)."""
+
+    class Options(LayerOptions):
+        pass
+
+    def __init__(self, net: Layer, **kwargs: Any) -> None:
+        from shapes import SpecificationError
+
+        if not isinstance(net, Layer):
+            raise SpecificationError(
+                f"NetMapOperator: {net!r} is not a layer, a net, or a valid specification for one."
+            )
+        object.__setattr__(self, "net", net)
+        self._build({}, kwargs)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.net.input_names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.net.output_names
+
+    def children(self) -> dict[str, Layer]:
+        return {"Net": self.net}
+
+    def with_children(self, children: Mapping[str, Layer]) -> "NetMapOperator":
+        new = object.__new__(type(self))
+        object.__setattr__(new, "net", children.get("Net", self.net))
+        object.__setattr__(new, "origin", user_site())
+        new._build({}, {k: v.to_user() for k, v in self.port_specs.items()})
+        return new
+
+    def describe(self) -> str:
+        return f"NetMapOperator[{self.net.describe()}]"
+
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        inner = scope.child("Net", self.net)
+        constrain(self.net, inner)
+        length = s.new_dim()
+        for name in (*self.input_names, *self.output_names):
+            outer_cell, inner_cell = scope.port(name), inner.port(name)
+            s.unify_elems(scope.elem(name), inner.elem(name), scope.where(name))
+
+            def run(name: str = name, outer_cell: int = outer_cell, inner_cell: int = inner_cell) -> None:
+                din, dout = s.dims(inner_cell), s.dims(outer_cell)
+                if din is None and dout is not None:
+                    if not dout:
+                        raise ShapeMismatchError(
+                            f"{scope.where(name)}: NetMapOperator needs a sequence; found a scalar."
+                        )
+                    din = inner.dims(name, len(dout) - 1)
+                if din is None:
+                    return
+                dout = scope.dims(name, len(din) + 1)
+                scope.same_dim(dout[0], length, name)
+                for a, b in zip(dout[1:], din):
+                    scope.same_dim(a, b, name)
+
+            s.rule(run, shapes=(outer_cell, inner_cell))
+
+
+@register(NetMapOperator)
+def _lower_map(layer: NetMapOperator, ctx: Any, inputs: dict) -> dict:
+    names = layer.input_names
+    inner = ctx.child("Net")
+
+    def one(*xs: jax.Array) -> dict:
+        return lower_layer(layer.net, inner, dict(zip(names, xs)))
+
+    return jax.vmap(one)(*(inputs[n] for n in names))
