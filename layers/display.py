@@ -21,8 +21,13 @@ def _ports(layer: "Layer", inference: Any, path: Path, names: tuple[str, ...]) -
 
 
 def array_count(layer: "Layer", inference: Any, path: Path) -> int | None:
-    """Number of learnable elements of ``layer`` itself (None when a shape is unknown)."""
+    """Number of learnable elements of ``layer`` and its sub-nets (None if a shape is unknown)."""
     total = 0
+    for name, child in layer.children().items():
+        count = array_count(child, inference, path + (name,))
+        if count is None:
+            return None
+        total += count
     for name in layer.array_specs():
         arr = layer.arrays.get(name)
         if arr is not None:
@@ -42,8 +47,9 @@ def summary_lines(layer: "Layer", inference: Any, path: Path = (), depth: int = 
         cpath = path + (name,)
         count = array_count(child, inference, cpath)
         shown = "?" if count is None else str(count)
+        label = f"{'  ' * depth}{name}"
         lines.append(
-            f"{'  ' * depth}{name:<12} {child.describe():<28} "
+            f"{label:<14} {child.describe():<30} "
             f"{_ports(child, inference, cpath, child.input_names)}  ->  "
             f"{_ports(child, inference, cpath, child.output_names)}   params: {shown}"
         )
@@ -65,6 +71,9 @@ def layer_repr(layer: "Layer") -> str:
     if missing:
         lines[0] += f"   (uninitialized: {', '.join(missing)})"
     lines += ["  " + line for line in summary_lines(layer, inference)]
+    if layer.children():
+        count = array_count(layer, inference, ())
+        lines.append(f"  total params: {'?' if count is None else count}")
     return "\n".join(lines)
 
 
