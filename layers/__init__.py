@@ -1,5 +1,6 @@
 """The layer library: one module per layer family, each with its shape template and lowering."""
 from .aggregation import AggregationLayer, SummationLayer
+from .attention import AttentionLayer, BilinearScoringLayer, DotScoringLayer
 from .base import ArraySpec, Layer, LayerOptions
 from .catenate import CatenateLayer
 from .convolution import ConvolutionLayer
@@ -16,7 +17,7 @@ from .softmax import SoftmaxLayer
 from .threading import ThreadingLayer, TotalLayer
 
 __all__ = [
-    "AggregationLayer", "All", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
+    "AggregationLayer", "All", "AttentionLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
     "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
     "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
     "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",

@@ -67,6 +67,8 @@ def _check_element(name: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
                 hint="convert with x.astype(np.float32); integer ports are declared \"Integer\".",
             )
         return arr.astype(np.float32)
+    if arr.dtype == bool:
+        arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
         raise InputDataError(
             f'Data provided to port "{name}" should be integers ({element}); found {arr.dtype} data.'

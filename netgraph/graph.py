@@ -221,6 +221,7 @@ class NetGraph(Layer):
         object.__setattr__(self, "options", self.Options())
         object.__setattr__(self, "arrays", {})
         object.__setattr__(self, "_removed", frozenset())
+        groups = _merge_by_destination(groups)
         nodes = self._size_variadic(dict(nodes), groups)
         edges, muted, explicit_outputs = self._resolve(nodes, groups)
         inputs, outputs = self._graph_ports(nodes, edges, muted, explicit_outputs)
@@ -435,6 +436,23 @@ class NetGraph(Layer):
 
     def describe(self) -> str:
         return f"{self.type_name}[{len(self.nodes)} layers]"
+
+
+def _merge_by_destination(groups: list) -> list:
+    """Edges into the same layer (port unnamed) form one ordered source list, as in
+    Wolfram: ``1 -> 3`` and ``2 -> 3`` fill layer 3's inputs in that order."""
+    merged: list = []
+    by_layer: dict[str, int] = {}
+    for sources, dst, rule in groups:
+        if dst.kind == "layer" and dst.node in by_layer:
+            i = by_layer[dst.node]
+            before, _, first_rule = merged[i]
+            merged[i] = (before + list(sources), dst, f"{first_rule}; {rule}")
+            continue
+        if dst.kind == "layer":
+            by_layer[dst.node] = len(merged)
+        merged.append((list(sources), dst, rule))
+    return merged
 
 
 def _missing_port(term: _Term, layer: Layer, rule: str, kind: str) -> NetConnectionError:

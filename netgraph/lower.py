@@ -17,7 +17,9 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from layers.attention import key_transform
 from layers.base import Layer
+from layers.dot import DotLayer
 from layers.lowering import LowerContext, lower_layer, register
 from layers.scope import Path, show_path
 from shapes import UninitializedError, Varying
@@ -36,6 +38,54 @@ def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
         for port, value in outputs.items():
             values[PortRef(name, port)] = value
     return {n: values[graph.edges[PortRef(None, n)]] for n in graph.output_names}
+
+
+def _ancestors(graph: NetGraph, ref: PortRef) -> set[str]:
+    """The nodes whose outputs ``ref`` depends on (``ref``'s node included)."""
+    found: set[str] = set()
+    todo = [ref]
+    while todo:
+        current = todo.pop()
+        if current.node is None or current.node in found:
+            continue
+        found.add(current.node)
+        todo += [graph.edges[PortRef(current.node, p)] for p in graph.nodes[current.node].input_names]
+    return found
+
+
+def _depends_on_query(graph: NetGraph, nodes: set[str]) -> bool:
+    return any(
+        graph.edges[PortRef(n, p)] == PortRef(None, "Query")
+        for n in nodes for p in graph.nodes[n].input_names
+    )
+
+
+@key_transform.register(NetGraph)
+def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
+    """A scoring graph of the form ``Dot(Query, f(Input))`` factors as ``q . f(k)``."""
+    final = graph.edges.get(PortRef(None, "Output"))
+    if final is None or final.node is None or not isinstance(graph.nodes[final.node], DotLayer):
+        return None
+    first, second = (graph.edges[PortRef(final.node, p)] for p in ("Input1", "Input2"))
+    query = PortRef(None, "Query")
+    if query not in (first, second) or first == second:
+        return None
+    key_side = second if first == query else first
+    nodes = _ancestors(graph, key_side)
+    if _depends_on_query(graph, nodes):
+        return None
+    order = [n for n in graph.order if n in nodes]
+
+    def transform(key: jax.Array) -> jax.Array:
+        values: dict[PortRef, jax.Array] = {PortRef(None, "Input"): key}
+        for name in order:
+            layer = graph.nodes[name]
+            ins = {p: values[graph.edges[PortRef(name, p)]] for p in layer.input_names}
+            for port, value in lower_layer(layer, ctx.child(name), ins).items():
+                values[PortRef(name, port)] = value
+        return values[key_side]
+
+    return transform
 
 
 def params_of(layer: Layer) -> dict[str, Any]:

@@ -1,0 +1,387 @@
+"""AttentionLayer: weighted sums of values, weights from any scoring net (Wolfram semantics).
+
+Shape legend: d1..dn key positions, q1..qm query positions (m >= 0), k key size, v value
+size, q query size, h heads (only with ``multi_head=True``: the penultimate axis).
+
+================ ============================== ==============================================
+port             shape                          notes
+================ ============================== ==============================================
+Key              d1 x .. x dn [x h] x k         n >= 1; only d1 may vary
+Value            d1 x .. x dn [x h] x v         same positions as Key
+Query            q1 x .. x qm [x h] x q         m = 0: a single query vector
+KeyMask          d1 x .. x dn                   optional (``key_mask=True``): 1 = visible
+QueryMask        q1 x .. x qm                   optional (``query_mask=True``): 0 = no keys
+AttentionMask    q1 x .. x qm x d1 x .. x dn    optional (``attention_mask=True``)
+Output           q1 x .. x qm [x h] x v
+AttentionWeights q1 x .. x qm [x h] x d1..dn    optional (``attention_weights=True``)
+================ ============================== ==============================================
+
+For every query vector, every key position gets a score ``s = net(Input=key, Query=query)``;
+the scores are rescaled (``score_rescaling``), masked, and normalised by a softmax taken
+jointly over all d1..dn key positions; the output is the weighted sum of the value vectors.
+Masked positions get no weight; a query row that sees no key at all gets all-zero weights and
+a zero output (finite in every float dtype). ``AttentionWeights`` are taken before dropout.
+
+``mask``: None, "Causal" (query i sees keys j <= i, aligned top-left) or ("Causal", n) (also
+j > i - n); both need one key axis and one query axis. ``score_rescaling``: None,
+"LengthSqrt" (divide by the square root of the number of keys the query sees: the true
+length for varying keys, i under a causal mask) or "DimensionSqrt" (divide by sqrt(k)).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Literal, Mapping, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import pydantic
+
+from shapes import ShapeMismatchError, SpecificationError
+
+from .base import ArraySpec, Layer, LayerOptions, user_site
+from .dropout import dropout
+from .lowering import LowerContext, lower_layer, masked_softmax, register, valid_positions
+from .scope import constrain
+
+
+# --------------------------------------------------------------------- built-in scorers
+class _ScoringLayer(Layer):
+    """A built-in scoring net: vector ports "Input" (a key) and "Query", a scalar "Output"."""
+
+    class Options(LayerOptions):
+        pass
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._build({}, kwargs)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("Input", "Query")
+
+
+class DotScoringLayer(_ScoringLayer):
+    """``s = key . query`` (Wolfram's "Dot" scoring net)."""
+
+    def template(self, scope: Any) -> None:
+        scope.real("Input", "Query", "Output")
+        (k,), (q,) = scope.dims("Input", 1), scope.dims("Query", 1)
+        scope.same_dim(k, q, "Query")
+        scope.dims("Output", 0)
+
+
+class BilinearScoringLayer(_ScoringLayer):
+    """``s = query . (Weights . key)`` with Weights q x k (Wolfram's "Bilinear")."""
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        return ("Weights",)
+
+    def array_specs_all(self) -> dict[str, ArraySpec]:
+        return {"Weights": ArraySpec("weights")}
+
+    def template(self, scope: Any) -> None:
+        scope.real("Input", "Query", "Output")
+        (k,), (q,) = scope.dims("Input", 1), scope.dims("Query", 1)
+        rows, cols = scope.array_dims("Weights", 2)
+        scope.same_dim(rows, q, "Weights")
+        scope.same_dim(cols, k, "Weights")
+        scope.dims("Output", 0)
+
+
+@register(DotScoringLayer)
+def _lower_dot_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
+    return {"Output": jnp.dot(inputs["Input"], inputs["Query"])}
+
+
+@register(BilinearScoringLayer)
+def _lower_bilinear_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
+    return {"Output": jnp.dot(inputs["Query"], ctx.params["Weights"] @ inputs["Input"])}
+
+
+@functools.singledispatch
+def key_transform(scoring: Any, ctx: LowerContext) -> Optional[Any]:
+    """The matmul fast path: a function ``f`` with ``score(k, q) == q . f(k)`` for this
+    scoring net, or None when the net has no such form (the generic path is used)."""
+    return None
+
+
+@key_transform.register(DotScoringLayer)
+def _dot_transform(scoring: Any, ctx: LowerContext) -> Any:
+    return lambda key: key
+
+
+@key_transform.register(BilinearScoringLayer)
+def _bilinear_transform(scoring: Any, ctx: LowerContext) -> Any:
+    return lambda key: ctx.params["Weights"] @ key
+
+
+SCORING_NETS = {"Dot": DotScoringLayer, "Bilinear": BilinearScoringLayer}
+
+
+def as_scoring_net(spec: Any) -> Layer:
+    """Resolve "Dot" / "Bilinear" / a net, and check the scoring signature."""
+    if isinstance(spec, str) and spec in SCORING_NETS:
+        return SCORING_NETS[spec]()
+    if not isinstance(spec, Layer):
+        raise SpecificationError(
+            f"{spec!r} is not a layer, a net, or a valid specification for one.",
+            hint='a scoring net is "Dot", "Bilinear" or a net with inputs "Input" and "Query" '
+            'and a scalar output "Output".',
+        )
+    if set(spec.input_names) != {"Input", "Query"} or "Output" not in spec.output_names:
+        raise SpecificationError(
+            f"the scoring net {spec.describe()} has inputs {list(spec.input_names)} and outputs "
+            f"{list(spec.output_names)}; a scoring net must have exactly the inputs \"Input\" "
+            "(a key vector) and \"Query\" (a query vector) and a scalar output \"Output\".",
+            hint='connect its inputs to NetPort("Input") and NetPort("Query").',
+        )
+    return spec
+
+
+# ---------------------------------------------------------------------- the layer
+Mask = Union[None, Literal["Causal"], tuple[Literal["Causal"], pydantic.PositiveInt]]
+
+
+class AttentionLayer(Layer):
+    """Attention with any scoring net; see the module docstring for ports and options."""
+
+    class Options(LayerOptions):
+        mask: Mask = None
+        score_rescaling: Optional[Literal["LengthSqrt", "DimensionSqrt"]] = None
+        multi_head: bool = False
+        dropout: pydantic.confloat(ge=0.0, lt=1.0) = 0.0  # type: ignore[valid-type]
+        key_mask: bool = False
+        query_mask: bool = False
+        attention_mask: bool = False
+        attention_weights: bool = False
+        fast_path: bool = True
+
+        @pydantic.field_validator("mask", mode="before")
+        @classmethod
+        def _mask(cls, value: Any) -> Any:
+            if isinstance(value, list):
+                value = tuple(value)
+            if value is None or value == "Causal" or (
+                    isinstance(value, tuple) and len(value) == 2 and value[0] == "Causal"):
+                return value
+            raise ValueError(f'the value of mask should be None, "Causal" or ("Causal", n); got {value!r}')
+
+    def __init__(self, scoring_net: Any = "Bilinear", **kwargs: Any) -> None:
+        object.__setattr__(self, "scoring_net", as_scoring_net(scoring_net))
+        self._build({}, kwargs)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def heads(self) -> int:
+        return 1 if self.options.multi_head else 0
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        o = self.options
+        optional = [("KeyMask", o.key_mask), ("QueryMask", o.query_mask), ("AttentionMask", o.attention_mask)]
+        return ("Key", "Value", "Query", *(n for n, on in optional if on))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return ("Output", "AttentionWeights") if self.options.attention_weights else ("Output",)
+
+    def children(self) -> dict[str, Layer]:
+        return {"ScoringNet": self.scoring_net}
+
+    def with_children(self, children: Mapping[str, Layer]) -> "AttentionLayer":
+        new = self.evolve()
+        object.__setattr__(new, "scoring_net", as_scoring_net(children.get("ScoringNet", self.scoring_net)))
+        object.__setattr__(new, "origin", user_site())
+        return new
+
+    def describe(self) -> str:
+        net = self.scoring_net
+        name = {DotScoringLayer: "Dot", BilinearScoringLayer: "Bilinear"}.get(type(net), net.describe())
+        return f"AttentionLayer[{name}]"
+
+    # ------------------------------------------------------------------- template
+    def template(self, scope: Any) -> None:
+        s = scope.solver
+        h = self.heads
+        scope.real("Key", "Value", "Query", "Output")
+        inner = scope.child("ScoringNet", self.scoring_net)
+        constrain(self.scoring_net, inner)
+        s.set_rank(inner.port("Output"), 0, scope.origin("ScoringNet", "scoring net"),
+                   lambda: f'the output port "Output" of the scoring net {inner.where("Output")}, '
+                   "which must produce a number (a scalar)")
+        (key_size,) = inner.dims("Input", 1)
+        (query_size,) = inner.dims("Query", 1)
+        for name in ("KeyMask", "QueryMask", "AttentionMask"):
+            if name in self.input_names:
+                scope.element(name, ("Index", s.new_dim(2)))
+        ports = {n: scope.port(n) for n in ("Key", "Value", "Query", "Output")}
+        state: dict[str, Any] = {}
+
+        def rank_of(*names: str) -> Optional[int]:
+            for n in names:
+                dims = s.dims(ports[n])
+                if dims is not None:
+                    return len(dims)
+            return None
+
+        def run() -> None:
+            kr, qr = rank_of("Key", "Value"), rank_of("Query", "Output")
+            if kr is not None and "keys" not in state:
+                state["keys"] = self._key_rules(scope, kr, key_size)
+            if qr is not None and "queries" not in state:
+                state["queries"] = self._query_rules(scope, qr, query_size)
+            if "keys" in state and "queries" in state and "joint" not in state:
+                state["joint"] = True
+                self._joint_rules(scope, state["keys"], state["queries"])
+
+        s.rule(run, shapes=tuple(ports.values()))
+
+    def _minimum(self, scope: Any, port: str, rank: int, minimum: int) -> None:
+        if rank < minimum:
+            raise ShapeMismatchError(
+                f'Specification of rank {rank} is not compatible with port "{port}" of '
+                f"{scope.where(port)}, which must be an array of rank >= {minimum}.",
+                hint="keys and values are arrays of vectors" + (", with heads on the "
+                "penultimate axis" if self.heads else "") + ".",
+            )
+
+    def _key_rules(self, scope: Any, rank: int, key_size: int) -> tuple:
+        h = self.heads
+        self._minimum(scope, "Key", rank, 2 + h)
+        key, value = scope.dims("Key", rank), scope.dims("Value", rank)
+        for a, b in zip(key[:-1], value[:-1]):
+            scope.same_dim(a, b, "Value")
+        scope.same_dim(key_size, key[-1], "Key")
+        positions = key[: rank - 1 - h]
+        for later in positions[1:]:
+            scope.solver.rule(lambda d=later: self._fixed_position(scope, d), dims=(later,))
+        if "KeyMask" in self.input_names:
+            for a, b in zip(scope.dims("KeyMask", len(positions)), positions):
+                scope.same_dim(a, b, "KeyMask")
+        return key, value, positions
+
+    def _fixed_position(self, scope: Any, dim: int) -> None:
+        from shapes import Sym
+
+        if isinstance(scope.solver.dim(dim), Sym):
+            raise ShapeMismatchError(
+                f"{scope.where('Key')}: only the first key dimension can vary.",
+            )
+
+    def _query_rules(self, scope: Any, rank: int, query_size: int) -> tuple:
+        h = self.heads
+        self._minimum(scope, "Query", rank, 1 + h)
+        query, out = scope.dims("Query", rank), scope.dims("Output", rank)
+        for a, b in zip(query[:-1], out[:-1]):
+            scope.same_dim(a, b, "Output")
+        scope.same_dim(query_size, query[-1], "Query")
+        positions = query[: rank - 1 - h]
+        if "QueryMask" in self.input_names:
+            for a, b in zip(scope.dims("QueryMask", len(positions)), positions):
+                scope.same_dim(a, b, "QueryMask")
+        return query, out, positions
+
+    def _joint_rules(self, scope: Any, keys: tuple, queries: tuple) -> None:
+        key, value, kpos = keys
+        query, out, qpos = queries
+        scope.same_dim(out[-1], value[-1], "Output")
+        if self.heads:
+            for dims, port in ((value, "Value"), (query, "Query"), (out, "Output")):
+                scope.same_dim(key[-2], dims[-2], port)
+        if self.options.mask is not None and (len(kpos) != 1 or len(qpos) != 1):
+            raise ShapeMismatchError(
+                f"{scope.where('Query')}: a causal mask needs keys and queries that are 1-D "
+                f"sequences; found {len(kpos)} key and {len(qpos)} query position dimension(s).",
+                hint="use AttentionMask for masks over multi-dimensional positions.",
+            )
+        heads = [key[-2]] if self.heads else []
+        if "AttentionMask" in self.input_names:
+            dims = scope.dims("AttentionMask", len(qpos) + len(kpos))
+            for a, b in zip(dims, (*qpos, *kpos)):
+                scope.same_dim(a, b, "AttentionMask")
+        if "AttentionWeights" in self.output_names:
+            dims = scope.dims("AttentionWeights", len(qpos) + len(heads) + len(kpos))
+            for a, b in zip(dims, (*qpos, *heads, *kpos)):
+                scope.same_dim(a, b, "AttentionWeights")
+
+
+# ---------------------------------------------------------------------- lowering
+def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple) -> Optional[jax.Array]:
+    """Boolean (M, P): which key position each query position sees; None if all."""
+    P, M = math.prod(kpos), math.prod(qpos)
+    mask = None
+
+    def both(m: jax.Array) -> None:
+        nonlocal mask
+        mask = m if mask is None else mask & m
+
+    grid = jnp.zeros(kpos, bool)
+    keys = valid_positions(ctx, "Key", grid, tuple(range(len(kpos))))
+    if keys is not None:
+        both(jnp.broadcast_to(keys.reshape(1, P), (M, P)))
+    if "KeyMask" in inputs:
+        both(jnp.broadcast_to((inputs["KeyMask"] != 0).reshape(1, P), (M, P)))
+    if "QueryMask" in inputs:
+        both(jnp.broadcast_to((inputs["QueryMask"] != 0).reshape(M, 1), (M, P)))
+    if "AttentionMask" in inputs:
+        both(inputs["AttentionMask"].reshape(M, P) != 0)
+    causal = layer.options.mask
+    if causal is not None:
+        i = jnp.arange(M)[:, None]
+        j = jnp.arange(P)[None, :]
+        allowed = j <= i
+        if isinstance(causal, tuple):
+            allowed = allowed & (j > i - causal[1])
+        both(allowed)
+    return mask
+
+
+def _scores(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, queries: jax.Array) -> jax.Array:
+    """Scores (H, M, P) from keys (H, P, k) and queries (H, M, q)."""
+    scoring_ctx = ctx.child("ScoringNet")
+    transform = key_transform(layer.scoring_net, scoring_ctx) if layer.options.fast_path else None
+    if transform is not None:
+        transformed = jax.vmap(jax.vmap(transform))(keys)
+        return jnp.einsum("hmq,hpq->hmp", queries, transformed)
+
+    def score(key: jax.Array, query: jax.Array) -> jax.Array:
+        return lower_layer(layer.scoring_net, scoring_ctx, {"Input": key, "Query": query})["Output"]
+
+    per_pair = jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))  # (M, P)
+    return jax.vmap(per_pair)(keys, queries)
+
+
+@register(AttentionLayer)
+def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> dict:
+    h = layer.heads
+    key, value, query = inputs["Key"], inputs["Value"], inputs["Query"]
+    kpos, qpos = key.shape[: key.ndim - 1 - h], query.shape[: query.ndim - 1 - h]
+    P, M = math.prod(kpos), math.prod(qpos)
+    heads = key.shape[-2] if h else 1
+
+    def per_head(x: jax.Array, count: int) -> jax.Array:  # (count, [H,] c) -> (H, count, c)
+        return jnp.moveaxis(x.reshape(count, heads, x.shape[-1]), 1, 0)
+
+    keys, values, queries = per_head(key, P), per_head(value, P), per_head(query, M)
+    scores = _scores(layer, ctx, keys, queries)
+    visible = _visibility(layer, ctx, inputs, kpos, qpos)
+    rescaling = layer.options.score_rescaling
+    if rescaling == "DimensionSqrt":
+        scores = scores / jnp.sqrt(jnp.asarray(key.shape[-1], scores.dtype))
+    elif rescaling == "LengthSqrt":
+        count = jnp.full((M, P), True) if visible is None else visible
+        seen = jnp.maximum(jnp.sum(count, axis=-1, keepdims=True), 1).astype(scores.dtype)
+        scores = scores / jnp.sqrt(seen)[None]
+    mask = None if visible is None else jnp.broadcast_to(visible[None], scores.shape)
+    weights = masked_softmax(scores, -1, mask)
+    used = weights
+    if ctx.train and layer.options.dropout > 0:
+        used = dropout(weights, layer.options.dropout, ctx.key())
+    out = jnp.einsum("hmp,hpv->mhv", used, values)
+    out = out.reshape(qpos + ((heads,) if h else ()) + (values.shape[-1],))
+    result = {"Output": out}
+    if "AttentionWeights" in layer.output_names:
+        w = jnp.moveaxis(weights, 0, 1)  # (M, H, P)
+        result["AttentionWeights"] = w.reshape(qpos + ((heads,) if h else ()) + kpos)
+    return result
