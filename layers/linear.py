@@ -67,7 +67,9 @@ class LinearLayer(Layer):
 @register(LinearLayer)
 def _lower_linear(layer: LinearLayer, ctx: Any, inputs: dict) -> dict:
     out_shape = ctx.shape("Output")
-    y = ctx.params["Weights"] @ inputs["Input"].reshape(-1)
+    # x @ W.T (not W @ x): under vmap this keeps the batch axis first, which XLA's CPU
+    # backend turns into the same kernels as a hand-written batched matmul (forward and grad).
+    y = inputs["Input"].reshape(-1) @ ctx.params["Weights"].T
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape(-1)
     return {"Output": y.reshape(out_shape)}

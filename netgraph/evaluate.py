@@ -66,7 +66,7 @@ def _check_element(name: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
                 f'Data provided to port "{name}" should be real numbers; found {arr.dtype} data.',
                 hint="convert with x.astype(np.float32); integer ports are declared \"Integer\".",
             )
-        return arr.astype(np.float32)
+        return arr.astype(np.float32, copy=False)
     if arr.dtype == bool:
         arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
@@ -80,7 +80,7 @@ def _check_element(name: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
                 f'Data provided to port "{name}" should be integers in [0, {element.n.size}); '
                 f"found values from {low} to {high}."
             )
-    return arr.astype(np.int32)
+    return arr.astype(np.int32, copy=False)
 
 
 def _batched(name: str, ptype: PortType, arr: np.ndarray) -> bool:
@@ -167,7 +167,9 @@ def _device_params(net: Layer) -> Any:
 def evaluate(net: Layer, data: Any, *, train: bool = False, seed: int | None = None) -> Any:
     """Evaluate ``net``: one example gives one result, a batch a batch of results; one output
     port gives an array, several a dict."""
-    require_initialized(net)
+    if "initialized" not in net._cache:
+        require_initialized(net)
+        net._cache["initialized"] = True
     given = {k: _numeric(k, v) for k, v in _as_dict(net, data).items()}
     if _needs_data_shapes(net):
         net = _fit_to_data(net, given)
@@ -194,7 +196,7 @@ def evaluate(net: Layer, data: Any, *, train: bool = False, seed: int | None = N
         seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
         rngs = jax.random.split(jax.random.key(seed), count)
     else:
-        rngs = jnp.zeros((count,), jnp.uint32)
+        rngs = np.zeros((count,), np.uint32)  # unused in evaluation mode; no eager JAX op
     fn = _compiled(net, train)
     net._cache["stats"]["calls"] += 1
     outputs = fn(_device_params(net), arrays, rngs)
