@@ -23,7 +23,9 @@ Masked positions get no weight; a query row that sees no key at all gets all-zer
 a zero output (finite in every float dtype). ``AttentionWeights`` are taken before dropout.
 
 ``mask``: None, "Causal" (query i sees keys j <= i, aligned top-left) or ("Causal", n) (also
-j > i - n); both need one key axis and one query axis. ``score_rescaling``: None,
+j > i - n); both need one key axis and one query axis. ``dropout``: probability of
+dropping an attention weight in training mode; its randomness comes from the call's rng and,
+when given, the layer's ``seed`` (enough on its own when no rng is passed). ``score_rescaling``: None,
 "LengthSqrt" (divide by the square root of the number of keys the query sees: the true
 length for varying keys, i under a causal mask) or "DimensionSqrt" (divide by sqrt(k)).
 """
@@ -155,6 +157,7 @@ class AttentionLayer(Layer):
         query_mask: bool = False
         attention_mask: bool = False
         attention_weights: bool = False
+        seed: Optional[int] = None
         fast_path: bool = True
 
         @pydantic.field_validator("mask", mode="before")
@@ -377,7 +380,7 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     weights = masked_softmax(scores, -1, mask)
     used = weights
     if ctx.train and layer.options.dropout > 0:
-        used = dropout(weights, layer.options.dropout, ctx.key())
+        used = dropout(weights, layer.options.dropout, ctx.key(layer.options.seed))
     out = jnp.einsum("hmp,hpv->mhv", used, values)
     out = out.reshape(qpos + ((heads,) if h else ()) + (values.shape[-1],))
     result = {"Output": out}

@@ -61,6 +61,9 @@ class ArraySpec:
     optional: bool = False
 
 
+INITIALIZERS = ("Zeros", "Ones", "Normal")
+
+
 class LayerOptions(pydantic.BaseModel):
     """Base of every layer's options model: frozen, unknown fields forbidden."""
 
@@ -106,6 +109,7 @@ class Layer(abc.ABC):
         specs = {k: parse_port_spec(v, f'{self.type_name} port "{k}"') for k, v in port_kw.items()}
         object.__setattr__(self, "port_specs", specs)
         object.__setattr__(self, "arrays", {})
+        object.__setattr__(self, "initializers", {})
         object.__setattr__(self, "_removed", frozenset())
         self._set_arrays(array_kw)
 
@@ -205,6 +209,26 @@ class Layer(abc.ABC):
             object.__setattr__(new, "port_specs", specs)
         new._set_arrays(arrays or {})
         new._after_evolve()
+        return new
+
+    def with_initializers(self, initializers: Mapping[str, str | tuple[str, str]]) -> "Layer":
+        """A copy whose arrays are initialised by the given methods: "Zeros", "Ones", or a
+        (method, distribution) pair such as ("Xavier", "Uniform"), instead of the defaults."""
+        specs = self.array_specs()
+        for name, init in initializers.items():
+            if name not in specs:
+                raise SpecificationError(f'{self.type_name} has no array "{name}" to initialise.')
+            if init not in INITIALIZERS and not (
+                isinstance(init, tuple) and len(init) == 2
+                and init[0] in ("Kaiming", "Xavier") and init[1] in ("Normal", "Uniform")
+            ):
+                raise SpecificationError(
+                    f'{self.type_name}: unknown initializer {init!r} for array "{name}".',
+                    hint='use "Zeros", "Ones", "Normal" or (method, distribution) with method '
+                    '"Kaiming"/"Xavier" and distribution "Normal"/"Uniform".',
+                )
+        new = self.evolve()
+        object.__setattr__(new, "initializers", {**self.initializers, **initializers})
         return new
 
     def _after_evolve(self) -> None:

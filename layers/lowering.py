@@ -66,8 +66,14 @@ class LowerContext:
         if isinstance(dim, Varying):
             self.lengths.setdefault(dim.symbol, jnp.asarray(value, jnp.int32))
 
-    def key(self) -> jax.Array:
-        """A PRNG key for this layer, derived from the call's key and this layer's path."""
+    def key(self, seed: int | None = None) -> jax.Array:
+        """A PRNG key for this layer, derived from the call's key (or, without one, from the
+        layer's own ``seed``) and this layer's path."""
+        path_hash = zlib.crc32("/".join(self.path).encode())
+        if self.rng is None and seed is not None:
+            return jax.random.fold_in(jax.random.key(seed), path_hash)
+        if seed is not None:
+            return jax.random.fold_in(jax.random.fold_in(self.rng, seed), path_hash)
         if self.rng is None:
             from shapes import InputDataError
 
@@ -75,7 +81,7 @@ class LowerContext:
                 f"{show_path(self.path)} needs randomness in training mode, but no rng was given.",
                 hint="pass rng=jax.random.key(seed) (or seed=... to net(...)).",
             )
-        return jax.random.fold_in(self.rng, zlib.crc32("/".join(self.path).encode()))
+        return jax.random.fold_in(self.rng, path_hash)
 
 
 @functools.singledispatch

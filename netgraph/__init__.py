@@ -20,6 +20,7 @@ from shapes import (
     UninitializedError,
 )
 
+from . import keras
 from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
@@ -34,5 +35,5 @@ __all__ = [
     "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
     "NetInitialize", "NetPort", "NetReplacePart", "PartSpecError", "Restricted",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
-    "evaluate", "lower", "params_of",
+    "evaluate", "keras", "lower", "params_of",
 ]

@@ -22,7 +22,12 @@ _DISTRIBUTIONS = ("Normal", "Uniform")
 
 
 def _draw(spec: ArraySpec, shape: tuple[int, ...], rng: np.random.Generator,
-          method: str, distribution: str) -> np.ndarray:
+          method: str, distribution: str, override: object = None) -> np.ndarray:
+    if isinstance(override, tuple):
+        method, distribution = override
+        spec = ArraySpec("weights")
+    elif override is not None:
+        spec = ArraySpec(str(override).lower())
     if spec.init == "zeros":
         return np.zeros(shape, np.float32)
     if spec.init == "ones":
@@ -65,7 +70,8 @@ def _initialize(layer: Layer, inference: Inference, path: Path, seed: int, metho
             raise _unresolved(layer, inference, path, name)
         key = zlib.crc32("/".join(path + (name,)).encode())
         rng = np.random.default_rng([seed, key])
-        fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution)
+        fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution,
+                            layer.initializers.get(name))
     children = {
         name: _initialize(child, inference, path + (name,), seed, method, distribution, redo)
         for name, child in layer.children().items()
