@@ -381,6 +381,9 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     used = weights
     if ctx.train and layer.options.dropout > 0:
         used = dropout(weights, layer.options.dropout, ctx.key(layer.options.seed))
+    padded = valid_positions(ctx, "Value", jnp.zeros(kpos, bool), tuple(range(len(kpos))))
+    if padded is not None:  # junk in padding (even inf) must not leak through 0 * inf
+        values = jnp.where(padded.reshape(1, P, 1), values, jnp.zeros((), values.dtype))
     out = jnp.einsum("hmp,hpv->mhv", used, values)
     out = out.reshape(qpos + ((heads,) if h else ()) + (values.shape[-1],))
     result = {"Output": out}

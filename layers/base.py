@@ -112,6 +112,7 @@ class Layer(abc.ABC):
         object.__setattr__(self, "initializers", {})
         object.__setattr__(self, "_removed", frozenset())
         self._set_arrays(array_kw)
+        self.inference  # inconsistent declarations fail at construction, as in Wolfram
 
     def _array_names_for(self, option_values: Mapping[str, Any]) -> set[str]:
         return set(self.array_names())

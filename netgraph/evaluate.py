@@ -1,26 +1,34 @@
-"""Evaluating a net on data: ``net(inputs)``.
+"""Evaluating a net on data: ``net(inputs, ...)``.
 
-Inputs are a dict port -> array, or one array for a one-input net. An array with the port's
-rank is one example; one more leading axis is a batch. Data is checked against the inferred
-port types before anything is traced; the compiled function (``jit(vmap(apply))``) is cached on
-the net, so calling twice with the same shapes compiles once (``net.compile_stats()``).
+Inputs are a dict port -> data, or the data alone for a one-input net. Per port, data is
+
+* an array with the port's rank: **one example** (one result comes back);
+* an array with one more leading axis: **a batch** (a batch of results comes back);
+* a **list of examples** that may differ in every varying dimension (a list of results comes
+  back, each cut to its example's own lengths) - Wolfram's threading.
+
+Data is checked against the inferred port types before anything is traced (missing or extra
+ports, ranks, fixed sizes, numeric and element types, index ranges, equal lengths where ports
+share a varying dimension), and a mistake names the port and, in a list, the example index.
+The compiled function (``jit(vmap(apply))`` with per-example lengths) is cached on the net:
+see :func:`compile_stats`.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from layers.base import Layer
-from layers.scope import Inference
-from shapes import Auto, Index, InputDataError, Integer, Known, Real, Varying
+from shapes import Auto, Index, InputDataError, Known, Real, Varying
 from shapes.porttype import PortType
 
+from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
 from .lower import params_of, require_initialized, run
 
 
+# ------------------------------------------------------------------ checking data
 def _as_dict(net: Layer, data: Any) -> dict[str, Any]:
     names = net.input_names
     if isinstance(data, Mapping):
@@ -33,83 +41,72 @@ def _as_dict(net: Layer, data: Any) -> dict[str, Any]:
                 parts.append(f"missing port(s) {missing}")
             if extra:
                 parts.append(f"unknown port(s) {extra}")
-            raise InputDataError(
-                f"{net.describe()}: {' and '.join(parts)}; the input ports are {list(names)}.",
-            )
+            raise InputDataError(f"{net.describe()}: {' and '.join(parts)}; the input ports are {list(names)}.")
         return given
     if len(names) != 1:
-        raise InputDataError(
-            f"{net.describe()} has input ports {list(names)}; pass a dict of arrays.",
-        )
+        if not names and data is None:
+            return {}
+        raise InputDataError(f"{net.describe()} has input ports {list(names)}; pass a dict of arrays.")
     return {names[0]: data}
 
 
-def _numeric(name: str, value: Any) -> np.ndarray:
+def _numeric(where: str, value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except ValueError as err:
         raise InputDataError(
-            f'Data provided to port "{name}" is not a rectangular array ({err}).',
-            hint="pass one array per port; examples of different lengths go in a list "
-            "(threaded evaluation).",
+            f"{where} is not a rectangular array ({err}).",
+            hint="examples of different lengths go in a list, one array per example.",
         ) from err
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InputDataError(f'Input to network is not a numeric array: port "{name}" got dtype {arr.dtype}.')
+        raise InputDataError(f"Input to network is not a numeric array: {where} got dtype {arr.dtype}.")
     return arr
 
 
-def _check_element(name: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
+def _element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
     element = ptype.element
     if isinstance(element, Real):
         if not np.issubdtype(arr.dtype, np.floating):
             raise InputDataError(
-                f'Data provided to port "{name}" should be real numbers; found {arr.dtype} data.',
-                hint="convert with x.astype(np.float32); integer ports are declared \"Integer\".",
+                f"{where} should be real numbers; found {arr.dtype} data.",
+                hint='convert with x.astype(np.float32); integer ports are declared "Integer".',
             )
         return arr.astype(np.float32, copy=False)
     if arr.dtype == bool:
         arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise InputDataError(
-            f'Data provided to port "{name}" should be integers ({element}); found {arr.dtype} data.'
-        )
+        raise InputDataError(f"{where} should be integers ({element}); found {arr.dtype} data.")
     if isinstance(element, Index) and isinstance(element.n, Known) and arr.size:
         low, high = int(arr.min()), int(arr.max())
         if low < 0 or high >= element.n.size:
             raise InputDataError(
-                f'Data provided to port "{name}" should be integers in [0, {element.n.size}); '
-                f"found values from {low} to {high}."
+                f"{where} should be integers in [0, {element.n.size}); found values from {low} to {high}."
             )
     return arr.astype(np.int32, copy=False)
 
 
-def _batched(name: str, ptype: PortType, arr: np.ndarray) -> bool:
-    rank = len(ptype.dims)
-    if arr.ndim == rank:
-        return False
-    if arr.ndim == rank + 1:
-        return True
-    raise InputDataError(
-        f'Data provided to port "{name}" has the wrong rank: expected a rank-{rank} array '
-        f"{ptype} (one example) or a rank-{rank + 1} batch of them; found shape {arr.shape}."
-    )
-
-
-def _check_dims(name: str, ptype: PortType, shape: tuple[int, ...], seen: dict[str, tuple[str, int]]) -> None:
+def _fixed_sizes(where: str, ptype: PortType, shape: tuple[int, ...]) -> None:
     expected = tuple(d.size if isinstance(d, Known) else None for d in ptype.dims)
     if any(e is not None and e != s for e, s in zip(expected, shape)):
         shown = tuple("Varying" if e is None else e for e in expected)
-        raise InputDataError(
-            f'Data provided to port "{name}" has the wrong dimensions ({shape} instead of {shown}).'
-        )
-    for dim, size in zip(ptype.dims, shape):
-        if isinstance(dim, Varying):
-            other = seen.setdefault(dim.symbol, (name, size))
-            if other[1] != size:
-                raise InputDataError(
-                    f'ports "{other[0]}" and "{name}" must have the same length; found '
-                    f"{other[1]} and {size}."
-                )
+        raise InputDataError(f"{where} has the wrong dimensions ({shape} instead of {shown}).")
+
+
+def _lengths(ports: Mapping[str, PortType], arrays: Mapping[str, np.ndarray], offset: int,
+             prefix: str) -> dict[str, int]:
+    """Lengths of the varying symbols, checked equal where ports share one."""
+    seen: dict[str, tuple[str, int]] = {}
+    for name, arr in arrays.items():
+        for axis, dim in enumerate(ports[name].dims):
+            if isinstance(dim, Varying):
+                size = arr.shape[axis + offset]
+                other = seen.setdefault(dim.symbol, (name, size))
+                if other[1] != size:
+                    raise InputDataError(
+                        f'{prefix}ports "{other[0]}" and "{name}" must have the same length; '
+                        f"found {other[1]} and {size}."
+                    )
+    return {s: n for s, (_, n) in seen.items()}
 
 
 def _needs_data_shapes(net: Layer) -> bool:
@@ -119,21 +116,21 @@ def _needs_data_shapes(net: Layer) -> bool:
     return False
 
 
-def _fit_to_data(net: Layer, data: dict[str, np.ndarray]) -> Layer:
-    """``net`` with under-specified input ports declared from the data (one example each)."""
+def _fit_to_data(net: Layer, first: dict[str, np.ndarray]) -> Layer:
+    """``net`` with under-specified input ports declared from one example of the data."""
     specs = {}
     for name in net.input_names:
         ptype = net.inference.port((), name)
-        arr = data[name]
+        shape = first[name].shape
         if ptype.dims is None:
-            specs[name] = tuple(arr.shape)
+            specs[name] = tuple(shape)
         elif any(isinstance(d, Auto) for d in ptype.dims):
-            shape = arr.shape[-len(ptype.dims):] if ptype.dims else ()
+            shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
             specs[name] = tuple(
                 s if isinstance(d, Auto) else (d.size if isinstance(d, Known) else "Varying")
                 for d, s in zip(ptype.dims, shape)
             )
-    key = ("fitted", tuple(sorted((k, v) for k, v in specs.items())))
+    key = ("fitted", tuple(sorted(specs.items())))
     if key not in net._cache:
         fitted = net.evolve(port_specs=specs)
         fitted._cache["stats"] = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
@@ -141,42 +138,137 @@ def _fit_to_data(net: Layer, data: dict[str, np.ndarray]) -> Layer:
     return net._cache[key]
 
 
+def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
+    """("list", [arrays]) for a list of examples, else ("array", array)."""
+    if isinstance(value, (list, tuple)):
+        items = [_numeric(f'Data provided to port "{name}", element #{i}', v) for i, v in enumerate(value)]
+        if not items:
+            return "list", []
+        want = items[0].ndim if rank is None else rank
+        if all(a.ndim == want for a in items):
+            return "list", items
+        ranks = {a.ndim for a in items}
+        if len(ranks) > 1 or rank is not None and items[0].ndim != rank + 1:
+            bad = next(i for i, a in enumerate(items) if a.ndim != want)
+            raise InputDataError(
+                f'Data provided to port "{name}" should be a list of rank-{want} arrays, but '
+                f"element #{bad} has shape {items[bad].shape}."
+            )
+    return "array", _numeric(f'Data provided to port "{name}"', value)
+
+
+# ------------------------------------------------------------------ compiled function
 def _compiled(net: Layer, train: bool) -> Any:
     key = ("jit", train)
     if key not in net._cache:
         stats = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
+        symbols = _output_axes(net)
 
-        def batch_apply(params: Any, inputs: Any, rngs: Any) -> Any:
+        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any) -> Any:
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
-            def one(x: Any, r: Any) -> Any:
-                return run(net, params, x, None, r if train else None, train)[0]
+            def one(x: Any, n: Any, r: Any) -> Any:
+                outputs, lens = run(net, params, x, n, r if train else None, train)
+                needed = {s for axes in symbols.values() for _, s in axes}
+                return outputs, {s: lens[s] for s in needed}
 
-            return jax.vmap(one)(inputs, rngs)
+            return jax.vmap(one)(inputs, lengths, rngs)
 
         net._cache[key] = jax.jit(batch_apply)
     return net._cache[key]
 
 
-def _device_params(net: Layer) -> Any:
-    if "device_params" not in net._cache:
-        net._cache["device_params"] = jax.tree_util.tree_map(jnp.asarray, params_of(net))
-    return net._cache["device_params"]
+def _varying_axes(types: Mapping[str, PortType]) -> dict[str, list[tuple[int, str]]]:
+    return {
+        name: [(axis, d.symbol) for axis, d in enumerate(t.dims or ()) if isinstance(d, Varying)]
+        for name, t in types.items()
+    }
 
 
-def evaluate(net: Layer, data: Any, *, train: bool = False, seed: int | None = None) -> Any:
-    """Evaluate ``net``: one example gives one result, a batch a batch of results; one output
-    port gives an array, several a dict."""
+def _output_axes(net: Layer) -> dict[str, list[tuple[int, str]]]:
+    return _varying_axes({n: net.inference.port((), n) for n in net.output_names})
+
+
+def _placed_params(net: Layer, devices: Sequence[Any]) -> Any:
+    key = ("params", tuple(devices))
+    if key not in net._cache:
+        params = params_of(net)
+        if len(devices) == 1:
+            placed = jax.device_put(params, devices[0])
+        else:
+            mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+            placed = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        net._cache[key] = placed
+    return net._cache[key]
+
+
+def _place(tree: Any, devices: Sequence[Any]) -> Any:
+    if len(devices) == 1:
+        return jax.device_put(tree, devices[0])
+    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+
+
+def _call(net: Layer, inputs: dict, lengths: dict, train: bool, seed: int | None,
+          devices: Sequence[Any]) -> tuple[dict, dict]:
+    rows = next(iter(inputs.values())).shape[0] if inputs else next(iter(lengths.values()), np.zeros(1)).shape[0]
+    if train:
+        seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
+        rngs = jax.random.split(jax.random.key(seed), rows)
+    else:
+        rngs = np.zeros((rows,), np.uint32)  # unused in evaluation mode; no eager JAX op
+    fn = _compiled(net, train)
+    net._cache["stats"]["calls"] += 1
+    outputs, out_lengths = fn(_placed_params(net, devices), *_place((inputs, lengths, rngs), devices))
+    return ({k: np.asarray(v) for k, v in outputs.items()},
+            {k: np.asarray(v) for k, v in out_lengths.items()})
+
+
+# ------------------------------------------------------------------------ entry
+def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
+             seed: int | None = None, target_device: Any = None, progress: bool | None = None) -> Any:
+    """Evaluate ``net`` on one example, a batch, or a list of examples (see the module
+    docstring). ``batch_size``: examples per compiled call for lists (default 32);
+    ``train``: training mode (dropout on); ``seed``: its randomness; ``target_device``:
+    "CPU", "GPU", (kind, n | "All") or a list of JAX devices - with several, each batch is
+    sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
+    """
     if "initialized" not in net._cache:
         require_initialized(net)
         net._cache["initialized"] = True
-    given = {k: _numeric(k, v) for k, v in _as_dict(net, data).items()}
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise InputDataError(f"batch_size must be a positive int; found {batch_size!r}.")
+    devices = resolve_devices(target_device)
+    given = _as_dict(net, data)
+    ranks = {n: net.inference.port((), n).rank for n in net.input_names}
+    split = {n: _split(n, v, ranks[n]) for n, v in given.items()}
+    kinds = {kind for kind, _ in split.values()}
+    if len(kinds) > 1:
+        raise InputDataError(
+            "some ports got a list of examples and others an array: "
+            + ", ".join(f"{n}: {k}" for n, (k, _) in split.items())
+        )
+    if "list" in kinds:
+        return _evaluate_list(net, {n: v for n, (_, v) in split.items()}, batch_size or DEFAULT_BATCH_SIZE,
+                              train, seed, devices, progress)
+    return _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices)
+
+
+def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
+                     devices: Sequence[Any]) -> Any:
     if _needs_data_shapes(net):
         net = _fit_to_data(net, given)
-    inference: Inference = net.inference
-    types = {n: inference.port((), n) for n in net.input_names}
-    arrays = {n: _check_element(n, types[n], given[n]) for n in net.input_names}
-    batched = {n: _batched(n, types[n], arrays[n]) for n in net.input_names}
+    types = {n: net.inference.port((), n) for n in net.input_names}
+    arrays = {n: _element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
+    batched = {}
+    for n, arr in arrays.items():
+        rank = len(types[n].dims)
+        if arr.ndim not in (rank, rank + 1):
+            raise InputDataError(
+                f'Data provided to port "{n}" has the wrong rank: expected a rank-{rank} array '
+                f"{types[n]} (one example) or a rank-{rank + 1} batch of them; found shape {arr.shape}."
+            )
+        batched[n] = arr.ndim == rank + 1
     if len(set(batched.values())) > 1:
         raise InputDataError(
             "some ports got one example and others a batch: "
@@ -186,24 +278,64 @@ def evaluate(net: Layer, data: Any, *, train: bool = False, seed: int | None = N
     sizes = {n: a.shape[0] for n, a in arrays.items()} if is_batch else {}
     if len(set(sizes.values())) > 1:
         raise InputDataError(f"the batch sizes of the ports differ: {sizes}.")
-    seen: dict[str, tuple[str, int]] = {}
     for n, arr in arrays.items():
-        _check_dims(n, types[n], arr.shape[1:] if is_batch else arr.shape, seen)
+        _fixed_sizes(f'Data provided to port "{n}"', types[n], arr.shape[1:] if is_batch else arr.shape)
+    lengths = _lengths(types, arrays, 1 if is_batch else 0, "")
     if not is_batch:
         arrays = {n: a[None] for n, a in arrays.items()}
-    count = next(iter(arrays.values())).shape[0] if arrays else 1
-    if train:
-        seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
-        rngs = jax.random.split(jax.random.key(seed), count)
-    else:
-        rngs = np.zeros((count,), np.uint32)  # unused in evaluation mode; no eager JAX op
-    fn = _compiled(net, train)
-    net._cache["stats"]["calls"] += 1
-    outputs = fn(_device_params(net), arrays, rngs)
-    outputs = {k: np.asarray(v) for k, v in outputs.items()}
+    rows = next(iter(arrays.values())).shape[0] if arrays else 1
+    lens = {s: np.full((rows,), n, np.int32) for s, n in lengths.items()}
+    if not arrays and not lens:
+        lens = {"": np.zeros((1,), np.int32)}
+    outputs, _ = _call(net, arrays, lens, train, seed, devices)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
     return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
+
+
+def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: bool, seed: int | None,
+                   devices: Sequence[Any], progress: bool | None) -> list:
+    counts = {n: len(v) for n, v in given.items()}
+    if len(set(counts.values())) > 1:
+        raise InputDataError(f"the ports got different numbers of examples: {counts}.")
+    count = next(iter(counts.values()), 0)
+    if count == 0:
+        return []
+    if _needs_data_shapes(net):
+        net = _fit_to_data(net, {n: v[0] for n, v in given.items()})
+    types = {n: net.inference.port((), n) for n in net.input_names}
+    examples = []
+    for i in range(count):
+        arrays = {}
+        for n in types:
+            where = f'Data provided to port "{n}", element #{i},'
+            arr = _element(where, types[n], given[n][i])
+            if arr.ndim != len(types[n].dims):
+                raise InputDataError(f"{where} should be a rank-{len(types[n].dims)} array {types[n]}; "
+                                     f"found shape {arr.shape}.")
+            _fixed_sizes(where, types[n], arr.shape)
+            arrays[n] = arr
+        examples.append(Example(arrays, _lengths(types, arrays, 0, f"element #{i}: ")))
+    symbols = sorted({s for axes in _varying_axes(types).values() for _, s in axes})
+    batch_size = -(-batch_size // len(devices)) * len(devices)
+    results: list[Any] = [None] * count
+    bar = Progress(count, progress if progress is not None else count >= 2000)
+    out_axes = _output_axes(net)
+    for indices in plan(examples, batch_size):
+        batch = [examples[i] for i in indices]
+        inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size)
+        if rows % len(devices):
+            extra = len(devices) - rows % len(devices)
+            inputs = {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in inputs.items()}
+            lengths = {k: np.concatenate([v, np.zeros(extra, np.int32)]) for k, v in lengths.items()}
+        if not inputs and not lengths:
+            lengths = {"": np.zeros((rows,), np.int32)}
+        outputs, out_lengths = _call(net, inputs, lengths, train, seed, devices)
+        for row, i in enumerate(indices):
+            one = unpad(outputs, out_lengths, out_axes, row)
+            results[i] = one[net.output_names[0]] if len(one) == 1 else one
+        bar.advance(len(indices))
+    return results
 
 
 def compile_stats(net: Layer) -> dict[str, int]:
