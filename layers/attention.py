@@ -174,6 +174,9 @@ class AttentionLayer(Layer):
         object.__setattr__(self, "scoring_net", as_scoring_net(scoring_net))
         self._build({}, kwargs)
 
+    def _adopt_children(self, children: Mapping[str, Layer]) -> None:
+        object.__setattr__(self, "scoring_net", as_scoring_net(children["ScoringNet"]))
+
     # ------------------------------------------------------------------ structure
     @property
     def heads(self) -> int:

@@ -148,7 +148,7 @@ class Layer(abc.ABC):
             return self.Options(**values)
         except pydantic.ValidationError as err:
             first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "options"
+            field = str(first["loc"][0]) if first["loc"] else "options"
             received = values.get(first["loc"][0]) if first["loc"] else values
             raise SpecificationError(
                 f"{self.type_name}: invalid value for option {field!r}: {first['msg']}. "
@@ -211,6 +211,22 @@ class Layer(abc.ABC):
         new._set_arrays(arrays or {})
         new._after_evolve()
         return new
+
+    @classmethod
+    def restore(cls, options: Mapping[str, Any], port_specs: Mapping[str, Any],
+                arrays: Mapping[str, Any], children: Mapping[str, "Layer"],
+                structure: Mapping[str, Any]) -> "Layer":
+        """Rebuild a layer from its parts (the inverse of :func:`netgraph.serialize.to_config`);
+        ``arrays`` maps names to arrays, or None for removed ones."""
+        new = object.__new__(cls)
+        new._adopt_children(children)
+        new._build(options, {**port_specs, **arrays})
+        return new
+
+    def _adopt_children(self, children: Mapping[str, "Layer"]) -> None:
+        """Hook for layers holding sub-nets: take them before options are validated."""
+        if children:
+            raise SpecificationError(f"{self.type_name} has no sub-nets; found {sorted(children)}.")
 
     def with_initializers(self, initializers: Mapping[str, str | tuple[str, str]]) -> "Layer":
         """A copy whose arrays are initialised by the given methods: "Zeros", "Ones", or a

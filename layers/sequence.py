@@ -82,6 +82,9 @@ class NetMapOperator(Layer):
         object.__setattr__(self, "net", net)
         self._build({}, kwargs)
 
+    def _adopt_children(self, children: Mapping[str, Layer]) -> None:
+        object.__setattr__(self, "net", children["Net"])
+
     @property
     def input_names(self) -> tuple[str, ...]:
         return self.net.input_names

@@ -14,6 +14,7 @@ from shapes import (
     NetConnectionError,
     NetGraphError,
     PartSpecError,
+    SerializationError,
     Restricted,
     ShapeMismatchError,
     SpecificationError,
@@ -26,6 +27,7 @@ from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
 from .initialize import NetInitialize
 from .lower import lower, params_of
+from .serialize import from_config, load, save, to_config
 
 Layer._evaluator = staticmethod(evaluate)
 
@@ -34,6 +36,7 @@ __all__ = [
     "AmbiguousShapeError", "Automatic", "CycleError", "ElementTypeError", "InputDataError",
     "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
     "NetInitialize", "NetPort", "NetReplacePart", "PartSpecError", "Restricted",
+    "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
     "evaluate", "keras", "lower", "params_of",
 ]

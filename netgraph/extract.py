@@ -33,7 +33,7 @@ def _child_name(layer: Layer, part: Any, path: Path) -> str | None:
 
 
 def _no_part(layer: Layer, part: Any, path: Path) -> PartSpecError:
-    parts = list(layer.children()) + list(layer.array_specs()) + list(layer.options.model_fields)
+    parts = list(layer.children()) + list(layer.array_specs()) + list(type(layer.options).model_fields)
     return PartSpecError(
         f"{show_path(path)} ({layer.describe()}) has no part {part!r}.",
         hint=f"its parts are: {', '.join(map(repr, parts)) or 'none'}.",
@@ -71,7 +71,7 @@ def NetExtract(net: Layer, spec: Any) -> Any:
         if i == len(parts) - 1 and part in layer.array_specs():
             arr = layer.arrays.get(part)
             return None if arr is None else np.array(arr)
-        if i == len(parts) - 1 and isinstance(part, str) and part in layer.options.model_fields:
+        if i == len(parts) - 1 and isinstance(part, str) and part in type(layer.options).model_fields:
             return getattr(layer.options, part)
         raise _no_part(layer, part, path)
     return specialized(layer, net.inference, path) if path else net
@@ -100,7 +100,7 @@ def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Infe
         return layer.evolve(arrays={part: value})
     if isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
         return layer.evolve(port_specs={part: value})
-    if isinstance(part, str) and part in layer.options.model_fields:
+    if isinstance(part, str) and part in type(layer.options).model_fields:
         return layer.evolve(options={part: value})
     raise _no_part(layer, part, path)
 

@@ -225,8 +225,8 @@ class NetGraph(Layer):
         groups = _merge_by_destination(groups)
         nodes = self._size_variadic(dict(nodes), groups)
         edges, muted, explicit_outputs = self._resolve(nodes, groups)
-        inputs, outputs = self._graph_ports(nodes, edges, muted, explicit_outputs)
         order = self._topological_order(nodes, edges)
+        inputs, outputs = self._graph_ports(nodes, edges, muted, explicit_outputs)
         object.__setattr__(self, "nodes", dict(nodes))
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "order", order)
@@ -416,6 +416,23 @@ class NetGraph(Layer):
         new = object.__new__(type(self))
         new._assemble(dict(nodes), _groups_from_edges(self.edges, self.muted),
                       {k: v.to_user() for k, v in port_specs.items()})
+        return new
+
+    @classmethod
+    def restore(cls, options: Mapping[str, Any], port_specs: Mapping[str, Any],
+                arrays: Mapping[str, Any], children: Mapping[str, Layer],
+                structure: Mapping[str, Any]) -> "NetGraph":
+        """Rebuild from nodes and a resolved edge table (see netgraph.serialize)."""
+        if options or arrays:
+            raise SpecificationError(f"{cls.__name__} takes no options or arrays.")
+        edges = {PortRef(d_node, d_port): PortRef(s_node, s_port)
+                 for d_node, d_port, s_node, s_port in structure["edges"]}
+        muted = [PortRef(n, p) for n, p in structure["muted"]]
+        unknown = {r.node for r in (*edges, *edges.values(), *muted) if r.node is not None} - set(children)
+        if unknown:
+            raise NetConnectionError(f"the connections name unknown layers: {sorted(unknown)}.")
+        new = object.__new__(cls)
+        new._assemble(dict(children), _groups_from_edges(edges, muted), port_specs)
         return new
 
     def _after_evolve(self) -> None:

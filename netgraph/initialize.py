@@ -44,6 +44,12 @@ def _draw(spec: ArraySpec, shape: tuple[int, ...], rng: np.random.Generator,
     return (std * rng.standard_normal(shape)).astype(np.float32)
 
 
+def _shown(dims: tuple | None) -> str:
+    if dims is None:
+        return "an array of unknown rank"
+    return "{" + ", ".join(str(d) for d in dims) + "}"
+
+
 def _unresolved(layer: Layer, inference: Inference, path: Path, name: str) -> AmbiguousShapeError:
     ports = []
     for port in (*layer.input_names, *layer.output_names):
@@ -52,7 +58,7 @@ def _unresolved(layer: Layer, inference: Inference, path: Path, name: str) -> Am
             ports.append(f'"{port}" is {ptype}')
     return AmbiguousShapeError(
         f'Cannot initialize net: unspecified or partially specified shape for array "{name}" '
-        f"of {show_path(path)} ({layer.describe()}): {inference.array(path, name) or 'unknown rank'}. "
+        f"of {show_path(path)} ({layer.describe()}): {_shown(inference.array(path, name))}. "
         f"Its ports: {'; '.join(ports)}.",
         hint="declare the missing sizes on the net's ports (e.g. NetGraph(..., Input=8)) or on "
         "the layer itself (LinearLayer(3, Input=5)).",

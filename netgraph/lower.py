@@ -22,7 +22,7 @@ from layers.base import Layer
 from layers.dot import DotLayer
 from layers.lowering import LowerContext, lower_layer, register
 from layers.scope import Path, show_path
-from shapes import UninitializedError, Varying
+from shapes import InputDataError, Known, UninitializedError, Varying
 
 from .graph import NetGraph, PortRef
 
@@ -140,14 +140,42 @@ def run(
     return lower_layer(net, ctx, dict(inputs)), lens
 
 
+def check_example(net: Layer, inputs: Any) -> dict[str, Any]:
+    """``inputs`` as a dict, checked against the input ports (one example; static shapes, so
+    this runs at trace time and costs nothing in a compiled function)."""
+    if not isinstance(inputs, Mapping):
+        if len(net.input_names) != 1:
+            raise InputDataError(f"{net.describe()} has input ports {list(net.input_names)}; pass a dict.")
+        inputs = {net.input_names[0]: inputs}
+    missing = [n for n in net.input_names if n not in inputs]
+    extra = [k for k in inputs if k not in net.input_names]
+    if missing or extra:
+        raise InputDataError(
+            f"{net.describe()}: missing port(s) {missing}, unknown port(s) {extra}; the input "
+            f"ports are {list(net.input_names)}."
+        )
+    for name in net.input_names:
+        ptype = net.inference.port((), name)
+        shape = tuple(jnp.shape(inputs[name]))
+        if ptype.dims is None:
+            continue
+        expected = tuple(d.size if isinstance(d, Known) else None for d in ptype.dims)
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            shown = tuple("Varying" if isinstance(d, Varying) else getattr(d, "size", "Automatic")
+                          for d in ptype.dims)
+            raise InputDataError(
+                f'Data provided to port "{name}" has the wrong dimensions ({shape} instead of '
+                f"{shown}); the lowered function takes ONE example (use jax.vmap for a batch)."
+            )
+    return dict(inputs)
+
+
 def lower(net: Layer) -> Callable[..., dict[str, jax.Array]]:
     """The pure function of ``net`` (see the module docstring)."""
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
-        if not isinstance(inputs, Mapping):
-            inputs = {net.input_names[0]: inputs}
-        return run(net, params, inputs, lengths, rng, train)[0]
+        return run(net, params, check_example(net, inputs), lengths, rng, train)[0]
 
     apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.lower."
     return apply

@@ -9,6 +9,7 @@ from .errors import (
     NetConnectionError,
     NetGraphError,
     PartSpecError,
+    SerializationError,
     ShapeMismatchError,
     SpecificationError,
     UninitializedError,
@@ -19,7 +20,7 @@ from .spec import PortSpec, parse_port_spec
 __all__ = [
     "AmbiguousShapeError", "Auto", "Automatic", "CycleError", "Dim", "Element",
     "ElementTypeError", "Index", "InputDataError", "Integer", "Known", "NetConnectionError",
-    "NetGraphError", "Origin", "PartSpecError", "PortSpec", "Real", "Restricted",
+    "NetGraphError", "Origin", "PartSpecError", "PortSpec", "SerializationError", "Real", "Restricted",
     "ShapeMismatchError", "Solver", "SpecificationError", "Sym", "UninitializedError",
     "Varying", "dim_to_user", "is_fully_known", "parse_port_spec",
 ]

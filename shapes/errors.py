@@ -48,6 +48,10 @@ class InputDataError(NetGraphError, ValueError):
     """Data passed to a net at call time does not fit its input ports."""
 
 
+class SerializationError(NetGraphError, ValueError):
+    """A net cannot be saved (it holds a Python function), or a file cannot be loaded."""
+
+
 class PartSpecError(NetGraphError, KeyError):
     """NetExtract / NetReplacePart was given a part that does not exist."""
 

@@ -1,0 +1,256 @@
+"""Saving and loading nets: structure as versioned JSON, arrays in one ``.npz``, no pickle.
+
+``to_config(net)`` gives the structure as plain data (layer type names, options, declared
+port shapes, sub-nets, and for graphs the resolved connections); ``from_config`` inverts it.
+``save(net, path)`` writes one ``.npz`` file holding that JSON (as bytes) and every array by
+path; ``load(path)`` reads it with ``allow_pickle=False``, validates the JSON with pydantic
+models, rebuilds the net (running inference, so arrays of the wrong shape are caught) and
+returns it whole or raises :class:`~shapes.errors.SerializationError` - never half a net.
+Loading runs no code from the file: layer types are looked up in the layer registry.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import pydantic
+
+from layers.aggregation import Span
+from layers.base import Layer
+from layers.options import All, Inherited
+from shapes import Automatic, NetGraphError, Restricted, SerializationError
+
+from .graph import NetGraph
+
+FORMAT = "netgraph"
+VERSION = 1
+MAX_JSON_BYTES = 16 * 2**20
+MAX_DEPTH = 64
+_MARKERS = {"Automatic": Automatic, "All": All, "Inherited": Inherited}
+
+
+class LayerConfig(pydantic.BaseModel):
+    """One layer (or net) of a saved structure."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    type: str
+    options: dict[str, Any] = {}
+    ports: dict[str, Any] = {}
+    removed: list[str] = []
+    initializers: dict[str, Any] = {}
+    children: dict[str, "LayerConfig"] = {}
+    edges: Optional[list[tuple[Optional[str], str, Optional[str], str]]] = None
+    muted: list[tuple[str, str]] = []
+
+
+class FileHeader(pydantic.BaseModel):
+    """The JSON document stored in a saved net."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+    format: str
+    version: int
+    net: LayerConfig
+    arrays: dict[str, tuple[int, ...]] = {}
+
+
+# ------------------------------------------------------------------ plain-data values
+def _to_json(value: Any, where: str) -> Any:
+    if value is Automatic or value is All or value is Inherited:
+        return repr(value)
+    if isinstance(value, Span):
+        return {"start": value.start, "stop": value.stop}
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v, where) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if callable(value):
+        raise SerializationError(
+            f"{where} holds a Python function ({getattr(value, '__name__', value)!r}), which "
+            "cannot be saved.",
+            hint='use a named function ("Tanh", "Plus") or rebuild the layer after loading.',
+        )
+    raise SerializationError(f"{where}: the value {value!r} cannot be saved.")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, str) and value in _MARKERS:
+        return _MARKERS[value]
+    if isinstance(value, list):
+        return tuple(_from_json(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def element_to_json(entry: Any) -> Any:
+    """A port-spec entry as JSON: sizes and names as they are, markers by name."""
+    if isinstance(entry, Restricted):
+        return {"Restricted": [entry.kind, entry.n]}
+    return repr(entry) if entry is Automatic else entry
+
+
+def element_from_json(entry: Any) -> Any:
+    if isinstance(entry, dict) and set(entry) == {"Restricted"}:
+        kind, n = entry["Restricted"]
+        return Restricted(kind, n)
+    return entry
+
+
+def _port_to_json(spec: Any, where: str) -> Any:
+    user = spec.to_user()
+    if isinstance(user, tuple):
+        return [element_to_json(e) for e in user]
+    return element_to_json(user)
+
+
+def _port_from_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(element_from_json(_from_json(e)) for e in value)
+    return element_from_json(_from_json(value))
+
+
+# ------------------------------------------------------------------ structure <-> config
+def to_config(net: Layer, path: str = "net") -> dict[str, Any]:
+    """The structure of ``net`` as plain, JSON-ready data (no arrays)."""
+    options = {k: _to_json(v, f'option "{k}" of {path} ({net.describe()})')
+               for k, v in net.options.model_dump().items()}
+    config: dict[str, Any] = {"type": net.type_name}
+    if options:
+        config["options"] = options
+    if net.port_specs:
+        config["ports"] = {k: _port_to_json(v, path) for k, v in net.port_specs.items()}
+    removed = sorted(set(net.array_specs_all()) - set(net.array_specs()))
+    if removed:
+        config["removed"] = removed
+    if net.initializers:
+        config["initializers"] = {k: _to_json(v, path) for k, v in net.initializers.items()}
+    children = net.children()
+    if children:
+        config["children"] = {k: to_config(c, f"{path}/{k}") for k, c in children.items()}
+    if isinstance(net, NetGraph):
+        config["edges"] = [[d.node, d.port, s.node, s.port] for d, s in net.edges.items()]
+        config["muted"] = sorted([r.node, r.port] for r in net.muted)
+    return config
+
+
+def _build(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tuple[str, ...]) -> Layer:
+    cls = Layer.registry.get(config.type)
+    shown = "/".join(path) or "net"
+    if cls is None:
+        raise SerializationError(
+            f'unknown layer type "{config.type}" at {shown}.',
+            hint="the file was written by a newer netgraph, or names a layer not registered here.",
+        )
+    children = {k: _build(c, arrays, path + (k,)) for k, c in config.children.items()}
+    given: dict[str, Any] = {n: None for n in config.removed}
+    prefix = "/".join(path + ("",)) if path else ""
+    for key, value in arrays.items():
+        if key.startswith(prefix) and "/" not in key[len(prefix):]:
+            given[key[len(prefix):]] = value
+    structure = {"edges": config.edges or [], "muted": config.muted}
+    try:
+        layer = cls.restore(
+            {k: _from_json(v) for k, v in config.options.items()},
+            {k: _port_from_json(v) for k, v in config.ports.items()},
+            given, children, structure,
+        )
+    except SerializationError:
+        raise
+    except NetGraphError as err:
+        raise SerializationError(f"cannot rebuild {shown} ({config.type}): {err}") from err
+    if config.initializers:
+        layer = layer.with_initializers({k: _from_json(v) for k, v in config.initializers.items()})
+    return layer
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
+    return deepest
+
+
+def from_config(config: Mapping[str, Any]) -> Layer:
+    """Rebuild a net's structure (uninitialised) from :func:`to_config` data."""
+    if _depth(config, MAX_DEPTH) > MAX_DEPTH:
+        raise SerializationError(f"the structure is nested deeper than {MAX_DEPTH} levels.")
+    try:
+        parsed = LayerConfig.model_validate(config)
+    except pydantic.ValidationError as err:
+        raise SerializationError(f"invalid net structure: {err.errors()[0]['msg']} at "
+                                 f"{'/'.join(map(str, err.errors()[0]['loc']))}.") from err
+    return _build(parsed, {}, ())
+
+
+# ------------------------------------------------------------------------- files
+def _arrays(net: Layer, path: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    found = {"/".join(path + (n,)): a for n, a in net.arrays.items() if a is not None}
+    for name, child in net.children().items():
+        found.update(_arrays(child, path + (name,)))
+    return found
+
+
+def save(net: Layer, path: Any) -> None:
+    """Write ``net`` (structure and arrays, initialised or not) to one ``.npz`` file."""
+    arrays = _arrays(net)
+    header = {"format": FORMAT, "version": VERSION, "net": to_config(net),
+              "arrays": {k: list(a.shape) for k, a in arrays.items()}}
+    blob = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    with open(path, "wb") as handle:
+        np.savez(handle, __netgraph__=blob, **{f"array:{k}": a for k, a in arrays.items()})
+
+
+def load(path: Any) -> Layer:
+    """Read a net written by :func:`save`; a damaged or hostile file raises
+    SerializationError (nothing in the file is executed)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "__netgraph__" not in data.files:
+                raise SerializationError(f"{path} is not a netgraph file (no structure record).")
+            raw = data["__netgraph__"]
+            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_JSON_BYTES:
+                raise SerializationError(f"{path}: the structure record is malformed or too large.")
+            document = json.loads(raw.tobytes().decode())
+            arrays = {k[len("array:"):]: data[k] for k in data.files if k.startswith("array:")}
+    except SerializationError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, KeyError) as err:
+        raise SerializationError(f"{path} is truncated, damaged or not a netgraph file ({err}).") from err
+    if _depth(document, MAX_DEPTH + 8) > MAX_DEPTH + 8:
+        raise SerializationError(f"{path}: the structure is nested deeper than {MAX_DEPTH} levels.")
+    try:
+        header = FileHeader.model_validate(document)
+    except pydantic.ValidationError as err:
+        raise SerializationError(f"{path}: invalid structure record ({err.errors()[0]['msg']}).") from err
+    if header.format != FORMAT or header.version != VERSION:
+        raise SerializationError(
+            f"{path}: format {header.format!r} version {header.version} is not supported "
+            f"(this netgraph reads {FORMAT!r} version {VERSION})."
+        )
+    if set(header.arrays) != set(arrays):
+        raise SerializationError(f"{path}: the arrays stored do not match the structure record.")
+    for key, arr in arrays.items():
+        if arr.dtype != np.float32:
+            raise SerializationError(f'{path}: array "{key}" has dtype {arr.dtype}; expected float32.')
+        if tuple(arr.shape) != tuple(header.arrays[key]):
+            raise SerializationError(
+                f'{path}: array "{key}" has shape {arr.shape}; the record says {tuple(header.arrays[key])}.'
+            )
+    return _build(header.net, arrays, ())
+
+
+__all__ = ["from_config", "load", "save", "to_config"]
