@@ -47,6 +47,22 @@ def user_site() -> str | None:
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class NetArray:
+    """A shared array: every array given ``NetArray(name)`` is the same array (tied
+    embeddings, ...). ``value`` optionally gives its contents."""
+
+    name: str
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecificationError(f"NetArray needs a non-empty name; found {self.name!r}.")
+
+    def __repr__(self) -> str:
+        return f"NetArray({self.name!r})"
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """A learnable array: how to initialise it and whether ``Name=None`` may remove it.
@@ -110,6 +126,7 @@ class Layer(abc.ABC):
         object.__setattr__(self, "port_specs", specs)
         object.__setattr__(self, "arrays", {})
         object.__setattr__(self, "initializers", {})
+        object.__setattr__(self, "shared", {})
         object.__setattr__(self, "_removed", frozenset())
         self._set_arrays(array_kw)
         self.inference  # inconsistent declarations fail at construction, as in Wolfram
@@ -158,9 +175,13 @@ class Layer(abc.ABC):
     def _set_arrays(self, given: Mapping[str, Any]) -> None:
         specs = self.array_specs()
         arrays = dict(self.arrays)
+        shared = dict(self.shared)
         removed = set(self._removed)
         for name, value in given.items():
             spec = specs.get(name) or self.array_specs_all().get(name)
+            if isinstance(value, NetArray):
+                shared[name] = value.name
+                value = Automatic if value.value is None else value.value
             if value is None:
                 if spec is None or not spec.optional:
                     raise SpecificationError(
@@ -182,9 +203,8 @@ class Layer(abc.ABC):
             removed.discard(name)
             arrays[name] = arr
         object.__setattr__(self, "_removed", frozenset(removed))
-        object.__setattr__(
-            self, "arrays", {n: arrays.get(n) for n in self.array_specs()}
-        )
+        object.__setattr__(self, "arrays", {n: arrays.get(n) for n in self.array_specs()})
+        object.__setattr__(self, "shared", {n: s for n, s in shared.items() if n in self.arrays})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; use NetReplacePart or evolve.")

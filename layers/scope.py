@@ -130,6 +130,12 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     """Collect all constraints of ``layer``: its declared ports, given arrays and template."""
     for name, spec in layer.port_specs.items():
         scope.declare(name, spec, scope.origin(name, "declared port"))
+    for name, shared in getattr(layer, "shared", {}).items():
+        key = ((), f"SharedArrays/{shared}")
+        if key not in scope._cells.arrays:
+            scope._cells.arrays[key] = scope.solver.new_shape()
+        scope.solver.unify_shapes(scope._cells.arrays[key], scope.array(name),
+                                  f'the shared array NetArray("{shared}") used as {scope.where(name, "array")}')
     for name, arr in layer.arrays.items():
         if arr is not None:
             dims = scope.array_dims(name, arr.ndim)

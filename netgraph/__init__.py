@@ -4,7 +4,7 @@ Everything a user needs is re-exported here: ``import netgraph as ng``.
 """
 from layers import *  # noqa: F401,F403 - the layer library is part of the public API
 from layers import __all__ as _layer_names
-from layers.base import Layer
+from layers.base import Layer, NetArray
 from shapes import (
     AmbiguousShapeError,
     Automatic,
@@ -26,7 +26,7 @@ from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
 from .initialize import NetInitialize
-from .lower import lower, params_of
+from .lower import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
 
 Layer._evaluator = staticmethod(evaluate)
@@ -38,5 +38,5 @@ __all__ = [
     "NetInitialize", "NetPort", "NetReplacePart", "PartSpecError", "Restricted",
     "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
-    "evaluate", "keras", "lower", "params_of",
+    "evaluate", "keras", "lower", "params_of", "with_params", "NetArray", "Layer",
 ]

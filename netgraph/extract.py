@@ -11,12 +11,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from layers.base import Layer
+from layers.base import Layer, NetArray
 from layers.options import All
 from layers.scope import Inference, Path, show_path
 from shapes import Known, PartSpecError, ShapeMismatchError
 
 from .graph import as_layer
+from .lower import shared_values
 
 
 def _child_name(layer: Layer, part: Any, path: Path) -> str | None:
@@ -54,8 +55,25 @@ def _parts(spec: Any) -> tuple:
     return tuple(spec) if isinstance(spec, (tuple, list)) else (spec,)
 
 
+def _set_shared(layer: Layer, name: str, value: Any) -> Layer:
+    """``layer`` with every use of the shared array ``name`` set to ``value``."""
+    arrays = {local: value for local, shared in layer.shared.items() if shared == name}
+    children = {c: _set_shared(child, name, value) for c, child in layer.children().items()}
+    if any(children[c] is not child for c, child in layer.children().items()):
+        layer = layer.with_children(children)
+    return layer.evolve(arrays=arrays) if arrays else layer
+
+
 def NetExtract(net: Layer, spec: Any) -> Any:
-    """A layer, sub-net, array (NumPy) or option of ``net``; ``All`` gives every layer."""
+    """A layer, sub-net, array (NumPy) or option of ``net``; ``All`` gives every layer;
+    ``NetArray(name)`` a shared array."""
+    if isinstance(spec, NetArray):
+        values = shared_values(net)
+        if spec.name not in values:
+            raise PartSpecError(f"the net has no shared array NetArray({spec.name!r}).",
+                                hint=f"its shared arrays are: {sorted(values) or 'none'}.")
+        value = values[spec.name]
+        return None if value is None else np.array(value)
     if spec is All:
         children = net.children()
         if not children:
@@ -77,6 +95,14 @@ def NetExtract(net: Layer, spec: Any) -> Any:
     return specialized(layer, net.inference, path) if path else net
 
 
+class _SharedTarget(Exception):
+    """Raised inside _replace when the target is a shared array (replaced everywhere)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Inference) -> Layer:
     part = parts[0]
     name = _child_name(layer, part, path)
@@ -88,6 +114,8 @@ def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Infe
     if len(parts) > 1:
         raise _no_part(layer, part, path)
     if part in layer.array_specs():
+        if part in layer.shared:
+            raise _SharedTarget(layer.shared[part])
         arr = np.asarray(value)
         dims = inference.array(path, part)
         expected = tuple(d.size for d in dims) if dims and all(isinstance(d, Known) for d in dims) else None
@@ -110,6 +138,13 @@ def NetReplacePart(net: Layer, replacements: Mapping[Any, Any]) -> Layer:
     again, so a replacement of incompatible size is an error."""
     new = net
     for spec, value in replacements.items():
-        new = _replace(new, _parts(spec), value, (), new.inference)
+        try:
+            if isinstance(spec, NetArray):
+                raise _SharedTarget(spec.name)
+            new = _replace(new, _parts(spec), value, (), new.inference)
+        except _SharedTarget as target:
+            if target.name not in shared_values(new):
+                raise PartSpecError(f"the net has no shared array NetArray({target.name!r}).") from None
+            new = _set_shared(new, target.name, value)
     new.inference  # re-run inference on the result
     return new

@@ -221,6 +221,7 @@ class NetGraph(Layer):
         object.__setattr__(self, "options", self.Options())
         object.__setattr__(self, "arrays", {})
         object.__setattr__(self, "initializers", {})
+        object.__setattr__(self, "shared", {})
         object.__setattr__(self, "_removed", frozenset())
         groups = _merge_by_destination(groups)
         nodes = self._size_variadic(dict(nodes), groups)

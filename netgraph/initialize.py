@@ -17,6 +17,8 @@ from layers.base import ArraySpec, Layer
 from layers.scope import Inference, Path, show_path
 from shapes import AmbiguousShapeError, Known, SpecificationError
 
+from .lower import shared_values
+
 _METHODS = ("Kaiming", "Xavier")
 _DISTRIBUTIONS = ("Normal", "Uniform")
 
@@ -66,9 +68,14 @@ def _unresolved(layer: Layer, inference: Inference, path: Path, name: str) -> Am
 
 
 def _initialize(layer: Layer, inference: Inference, path: Path, seed: int, method: str,
-                distribution: str, redo: bool) -> Layer:
+                distribution: str, redo: bool, shared: dict[str, np.ndarray]) -> Layer:
     fresh = {}
     for name, spec in layer.array_specs().items():
+        if name in layer.shared:
+            value = shared[layer.shared[name]]
+            if value is not layer.arrays.get(name):
+                fresh[name] = value
+            continue
         if layer.arrays.get(name) is not None and not redo:
             continue
         dims = inference.array(path, name)
@@ -79,7 +86,7 @@ def _initialize(layer: Layer, inference: Inference, path: Path, seed: int, metho
         fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution,
                             layer.initializers.get(name))
     children = {
-        name: _initialize(child, inference, path + (name,), seed, method, distribution, redo)
+        name: _initialize(child, inference, path + (name,), seed, method, distribution, redo, shared)
         for name, child in layer.children().items()
     }
     if children and any(children[n] is not c for n, c in layer.children().items()):
@@ -99,7 +106,37 @@ def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
         )
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise SpecificationError(f"NetInitialize: seed must be a non-negative int; found {seed!r}.")
-    return _initialize(net, net.inference, (), seed, method, distribution, reinitialize)
+    return _initialize(net, net.inference, (), seed, method, distribution, reinitialize,
+                       _shared_arrays(net, seed, method, distribution, reinitialize))
+
+
+def _first_user(layer: Layer, name: str, path: Path = ()) -> tuple[Layer, Path, str] | None:
+    for local, shared in layer.shared.items():
+        if shared == name:
+            return layer, path, local
+    for child_name, child in layer.children().items():
+        found = _first_user(child, name, path + (child_name,))
+        if found:
+            return found
+    return None
+
+
+def _shared_arrays(net: Layer, seed: int, method: str, distribution: str,
+                   redo: bool) -> dict[str, np.ndarray]:
+    """One value per shared array name: kept, or drawn once (seeded by its name)."""
+    values = {}
+    for name, value in shared_values(net).items():
+        if value is not None and not redo:
+            values[name] = value
+            continue
+        layer, path, local = _first_user(net, name)
+        dims = net.inference.array((), f"SharedArrays/{name}")
+        if dims is None or not all(isinstance(d, Known) for d in dims):
+            raise _unresolved(layer, net.inference, path, local)
+        rng = np.random.default_rng([seed, zlib.crc32(f"SharedArrays/{name}".encode())])
+        values[name] = _draw(layer.array_specs()[local], tuple(d.size for d in dims), rng, method,
+                             distribution, layer.initializers.get(local))
+    return values
 
 
 __all__ = ["NetInitialize"]

@@ -16,13 +16,14 @@ from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from layers.attention import key_transform
 from layers.base import Layer
 from layers.dot import DotLayer
 from layers.lowering import LowerContext, lower_layer, register
 from layers.scope import Path, show_path
-from shapes import InputDataError, Known, UninitializedError, Varying
+from shapes import InputDataError, Known, ShapeMismatchError, UninitializedError, Varying
 
 from .graph import NetGraph, PortRef
 
@@ -88,12 +89,78 @@ def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
     return transform
 
 
-def params_of(layer: Layer) -> dict[str, Any]:
-    """The params pytree of ``layer``: its arrays, and its sub-nets' params by name."""
-    tree: dict[str, Any] = dict(layer.arrays)
+def shared_values(net: Layer) -> dict[str, Any]:
+    """Every shared array (NetArray) name used in ``net`` with its value (None if not set);
+    users that disagree on the value are an error."""
+    found: dict[str, tuple[Any, Path]] = {}
+
+    def walk(layer: Layer, path: Path) -> None:
+        for local, name in layer.shared.items():
+            value = layer.arrays.get(local)
+            before = found.get(name)
+            if before is None or before[0] is None:
+                found[name] = (value, path + (local,))
+            elif value is not None and value is not before[0] and not np.array_equal(value, before[0]):
+                raise ShapeMismatchError(
+                    f'the shared array NetArray("{name}") has different values at '
+                    f"{show_path(before[1])} and {show_path(path + (local,))}.",
+                    hint="set it once with NetReplacePart(net, {NetArray(name): value}).",
+                )
+        for child_name, child in layer.children().items():
+            walk(child, path + (child_name,))
+
+    walk(net, ())
+    return {name: value for name, (value, _) in found.items()}
+
+
+def _own_params(layer: Layer) -> dict[str, Any]:
+    tree: dict[str, Any] = {n: a for n, a in layer.arrays.items() if n not in layer.shared}
     for name, child in layer.children().items():
-        tree[name] = params_of(child)
+        tree[name] = _own_params(child)
     return tree
+
+
+def params_of(layer: Layer) -> dict[str, Any]:
+    """The params pytree of ``layer``: its arrays and its sub-nets' params by name; shared
+    arrays appear once, under ``"SharedArrays"``."""
+    tree = _own_params(layer)
+    shared = shared_values(layer)
+    if shared:
+        tree["SharedArrays"] = shared
+    return tree
+
+
+def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``params`` with each shared array placed at every layer that uses it (the same
+    value, so gradients from all users add up)."""
+    shared = params.get("SharedArrays")
+    if not shared:
+        return params
+
+    def fill(layer: Layer, tree: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(tree)
+        for local, name in layer.shared.items():
+            out[local] = shared[name]
+        for child_name, child in layer.children().items():
+            out[child_name] = fill(child, tree.get(child_name, {}))
+        return out
+
+    return fill(net, params)
+
+
+def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
+    """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
+    shared = params.get("SharedArrays", {})
+
+    def put(layer: Layer, tree: Mapping[str, Any]) -> Layer:
+        arrays = {n: np.asarray(tree[n]) for n in layer.arrays if n not in layer.shared and n in tree}
+        arrays.update({local: np.asarray(shared[name]) for local, name in layer.shared.items() if name in shared})
+        children = {c: put(child, tree.get(c, {})) for c, child in layer.children().items()}
+        if children:
+            layer = layer.with_children(children)
+        return layer.evolve(arrays=arrays) if arrays else layer
+
+    return put(net, params)
 
 
 def missing_arrays(layer: Layer, path: Path = ()) -> list[str]:
@@ -136,7 +203,7 @@ def run(
     """Outputs and the lengths of every varying symbol, for one example."""
     lens = input_lengths(net, inputs)
     lens.update(lengths or {})
-    ctx = LowerContext(net.inference, (), params, lens, rng, train)
+    ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train)
     return lower_layer(net, ctx, dict(inputs)), lens
 
 

@@ -18,11 +18,12 @@ import numpy as np
 import pydantic
 
 from layers.aggregation import Span
-from layers.base import Layer
+from layers.base import Layer, NetArray
 from layers.options import All, Inherited
 from shapes import Automatic, NetGraphError, Restricted, SerializationError
 
 from .graph import NetGraph
+from .lower import shared_values
 
 FORMAT = "netgraph"
 VERSION = 1
@@ -40,6 +41,7 @@ class LayerConfig(pydantic.BaseModel):
     ports: dict[str, Any] = {}
     removed: list[str] = []
     initializers: dict[str, Any] = {}
+    shared: dict[str, str] = {}
     children: dict[str, "LayerConfig"] = {}
     edges: Optional[list[tuple[Optional[str], str, Optional[str], str]]] = None
     muted: list[tuple[str, str]] = []
@@ -128,6 +130,8 @@ def to_config(net: Layer, path: str = "net") -> dict[str, Any]:
     removed = sorted(set(net.array_specs_all()) - set(net.array_specs()))
     if removed:
         config["removed"] = removed
+    if net.shared:
+        config["shared"] = dict(net.shared)
     if net.initializers:
         config["initializers"] = {k: _to_json(v, path) for k, v in net.initializers.items()}
     children = net.children()
@@ -153,6 +157,8 @@ def _build(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tuple[st
     for key, value in arrays.items():
         if key.startswith(prefix) and "/" not in key[len(prefix):]:
             given[key[len(prefix):]] = value
+    for local, name in config.shared.items():
+        given[local] = NetArray(name, arrays.get(f"SharedArrays/{name}"))
     structure = {"edges": config.edges or [], "muted": config.muted}
     try:
         layer = cls.restore(
@@ -198,9 +204,12 @@ def from_config(config: Mapping[str, Any]) -> Layer:
 
 # ------------------------------------------------------------------------- files
 def _arrays(net: Layer, path: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    found = {"/".join(path + (n,)): a for n, a in net.arrays.items() if a is not None}
+    found = {"/".join(path + (n,)): a for n, a in net.arrays.items()
+             if a is not None and n not in net.shared}
     for name, child in net.children().items():
         found.update(_arrays(child, path + (name,)))
+    if not path:
+        found.update({f"SharedArrays/{n}": v for n, v in shared_values(net).items() if v is not None})
     return found
 
 
