@@ -32,6 +32,8 @@ class LowerContext:
         lengths: dict[str, jax.Array],
         rng: jax.Array | None,
         train: bool,
+        example: jax.Array | None = None,
+        seeded: bool = True,
     ) -> None:
         self.inference = inference
         self.path = path
@@ -39,11 +41,13 @@ class LowerContext:
         self.lengths = lengths
         self.rng = rng
         self.train = train
+        self.example = example
+        self.seeded = seeded
 
     def child(self, name: str) -> "LowerContext":
         return LowerContext(
             self.inference, self.path + (name,), self.params.get(name, {}), self.lengths,
-            self.rng, self.train,
+            self.rng, self.train, self.example, self.seeded,
         )
 
     def port(self, name: str) -> PortType:
@@ -67,11 +71,15 @@ class LowerContext:
             self.lengths.setdefault(dim.symbol, jnp.asarray(value, jnp.int32))
 
     def key(self, seed: int | None = None) -> jax.Array:
-        """A PRNG key for this layer, derived from the call's key (or, without one, from the
-        layer's own ``seed``) and this layer's path."""
+        """A PRNG key for this layer, derived from this layer's path and the call's key; a
+        layer ``seed`` in a call without a seed of its own gives a key from the layer seed
+        (and the example's row in a batch) alone, so the layer's randomness repeats."""
         path_hash = zlib.crc32("/".join(self.path).encode())
-        if self.rng is None and seed is not None:
-            return jax.random.fold_in(jax.random.key(seed), path_hash)
+        if seed is not None and (self.rng is None or not self.seeded):
+            base = jax.random.key(seed)
+            if self.example is not None:
+                base = jax.random.fold_in(base, self.example)
+            return jax.random.fold_in(base, path_hash)
         if seed is not None:
             return jax.random.fold_in(jax.random.fold_in(self.rng, seed), path_hash)
         if self.rng is None:

@@ -158,8 +158,8 @@ def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
 
 
 # ------------------------------------------------------------------ compiled function
-def _compiled(net: Layer, train: bool) -> Any:
-    key = ("jit", train)
+def _compiled(net: Layer, train: bool, seeded: bool) -> Any:
+    key = ("jit", train, seeded)
     if key not in net._cache:
         stats = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
         symbols = _output_axes(net)
@@ -167,12 +167,13 @@ def _compiled(net: Layer, train: bool) -> Any:
         def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any) -> Any:
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
-            def one(x: Any, n: Any, r: Any) -> Any:
-                outputs, lens = run(net, params, x, n, r if train else None, train)
+            def one(x: Any, n: Any, r: Any, row: Any) -> Any:
+                outputs, lens = run(net, params, x, n, r if train else None, train, row, seeded)
                 needed = {s for axes in symbols.values() for _, s in axes}
                 return outputs, {s: lens[s] for s in needed}
 
-            return jax.vmap(one)(inputs, lengths, rngs)
+            rows = jax.numpy.arange(rngs.shape[0])
+            return jax.vmap(one)(inputs, lengths, rngs, rows)
 
         net._cache[key] = jax.jit(batch_apply)
     return net._cache[key]
@@ -212,12 +213,14 @@ def _place(tree: Any, devices: Sequence[Any]) -> Any:
 def _call(net: Layer, inputs: dict, lengths: dict, train: bool, seed: int | None,
           devices: Sequence[Any]) -> tuple[dict, dict]:
     rows = next(iter(inputs.values())).shape[0] if inputs else next(iter(lengths.values()), np.zeros(1)).shape[0]
-    if train:
-        seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
+    seeded = train and seed is not None
+    if seeded:
         rngs = jax.random.split(jax.random.key(seed), rows)
+    elif train:  # layers with their own seed repeat; the others get fresh randomness
+        rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows)
     else:
         rngs = np.zeros((rows,), np.uint32)  # unused in evaluation mode; no eager JAX op
-    fn = _compiled(net, train)
+    fn = _compiled(net, train, seeded)
     net._cache["stats"]["calls"] += 1
     outputs, out_lengths = fn(_placed_params(net, devices), *_place((inputs, lengths, rngs), devices))
     return ({k: np.asarray(v) for k, v in outputs.items()},

@@ -199,11 +199,16 @@ def run(
     lengths: Mapping[str, jax.Array] | None,
     rng: jax.Array | None,
     train: bool,
+    example: jax.Array | None = None,
+    seeded: bool = True,
 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """Outputs and the lengths of every varying symbol, for one example."""
+    """Outputs and the lengths of every varying symbol, for one example (``example``: its
+    row in a batch; ``seeded``: whether ``rng`` comes from a seed the caller chose - if
+    not, layers with a seed of their own use it alone)."""
     lens = input_lengths(net, inputs)
     lens.update(lengths or {})
-    ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train)
+    ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train, example,
+                       seeded)
     return lower_layer(net, ctx, dict(inputs)), lens
 
 
