@@ -26,6 +26,7 @@ from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
 from .initialize import NetInitialize
+from .surgery import NetDrop, NetFlatten, NetTake
 from .lower import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
 
@@ -35,7 +36,8 @@ __all__ = [
     *_layer_names,
     "AmbiguousShapeError", "Automatic", "CycleError", "ElementTypeError", "InputDataError",
     "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
-    "NetInitialize", "NetPort", "NetReplacePart", "PartSpecError", "Restricted",
+    "NetDrop", "NetFlatten", "NetInitialize", "NetPort", "NetReplacePart", "NetTake",
+    "PartSpecError", "Restricted",
     "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
     "evaluate", "keras", "lower", "params_of", "with_params", "NetArray", "Layer",

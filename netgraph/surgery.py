@@ -166,7 +166,8 @@ def _as_chain(graph: NetGraph, renumber: bool) -> NetChain | None:
             prev = graph.nodes[names[i - 1]]
             if len(layer.input_names) != 1 or len(prev.output_names) != 1:
                 return None
-            if graph.edges[PortRef(name, layer.input_names[0])] != PortRef(names[i - 1], prev.output_names[0]):
+            fed_by = graph.edges[PortRef(name, layer.input_names[0])]
+            if fed_by != PortRef(names[i - 1], prev.output_names[0]):
                 return None
     first, last = graph.nodes[names[0]], graph.nodes[names[-1]]
     if graph.input_names != first.input_names or graph.output_names != last.output_names:
@@ -486,7 +487,9 @@ def NetDrop(net: NetGraph, spec: Any) -> NetGraph:
                 )
             if spec == 0:
                 return graph
-            return _drop_range(graph, 0, spec - 1) if spec > 0 else _drop_range(graph, len(names) + spec, len(names) - 1)
+            if spec > 0:
+                return _drop_range(graph, 0, spec - 1)
+            return _drop_range(graph, len(names) + spec, len(names) - 1)
         if isinstance(spec, str):
             spec = (spec, spec)
         if isinstance(spec, tuple) and len(spec) == 2:
@@ -571,10 +574,14 @@ def _flat_parts(graph: NetGraph, depth: int | None, inference: Any, prefix: tupl
     for name, layer in graph.nodes.items():
         if name in inline:
             for dst, src in inner_edges[name]:
-                edges.append((dst, resolve(graph.edges[PortRef(name, src.port)]) if src.node is None else src))
+                if src.node is None:  # an input of the inlined graph: what feeds it outside
+                    src = resolve(graph.edges[PortRef(name, src.port)])
+                edges.append((dst, src))
         else:
-            edges += [(PortRef(name, p), resolve(graph.edges[PortRef(name, p)])) for p in layer.input_names]
-    edges += [(PortRef(None, n), resolve(graph.edges[PortRef(None, n)])) for n in graph.output_names]
+            edges += [(PortRef(name, p), resolve(graph.edges[PortRef(name, p)]))
+                      for p in layer.input_names]
+    edges += [(PortRef(None, n), resolve(graph.edges[PortRef(None, n)]))
+              for n in graph.output_names]
     return nodes, edges, paths
 
 
@@ -585,9 +592,10 @@ def _push_port_specs(sub: NetGraph, nodes: dict[str, Layer], edges: list[tuple[P
     in the original net, which satisfies both declarations."""
     nodes = dict(nodes)
     for port, spec in sub.port_specs.items():
-        targets = ([dst for dst, src in edges if src == PortRef(None, port) and dst.node is not None]
-                   if port in sub.input_names else
-                   [src for dst, src in edges if dst == PortRef(None, port) and src.node is not None])
+        if port in sub.input_names:
+            targets = [d for d, s in edges if s == PortRef(None, port) and d.node is not None]
+        else:
+            targets = [s for d, s in edges if d == PortRef(None, port) and s.node is not None]
         for ref in targets:
             layer = nodes[ref.node]
             value = (_port_spec(inference.port(paths[ref.node], ref.port))

@@ -41,12 +41,15 @@ class Index:
 Element = Union[Real, Integer, Index]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Restricted:
     """User spec for a bounded integer port: ``Restricted("Integer", n)`` is ``0 <= x < n``."""
 
     kind: str
     n: int
+
+    def __repr__(self) -> str:
+        return f"Restricted({self.kind!r}, {self.n})"
 
     def __post_init__(self) -> None:
         from .errors import SpecificationError

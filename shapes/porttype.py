@@ -19,10 +19,19 @@ class PortType:
         return None if self.dims is None else len(self.dims)
 
     def to_user(self) -> object:
-        """The user-spec spelling: ``(3,)``, ``("Varying", 3)``, ``Automatic``, ..."""
+        """The user-spec spelling: ``(3,)``, ``("Varying", 3)``, ``Automatic``; an integer
+        port ends with its element type: ``("Varying", Restricted("Integer", 10))``."""
         if self.dims is None:
             return Automatic
-        return tuple(dim_to_user(d) for d in self.dims)
+        dims = tuple(dim_to_user(d) for d in self.dims)
+        if isinstance(self.element, Index):
+            from .elements import Restricted
+
+            bound = self.element.n
+            return dims + ((Restricted("Integer", bound.size) if isinstance(bound, Known) else "Integer"),)
+        if isinstance(self.element, Integer):
+            return dims + ("Integer",)
+        return dims
 
     def __str__(self) -> str:
         if self.dims is None:
