@@ -324,14 +324,30 @@ class Layer(abc.ABC):
         """Inferred :class:`~shapes.porttype.PortType` of every port of this net."""
         return {n: self.inference.port((), n) for n in (*self.input_names, *self.output_names)}
 
-    # ------------------------------------------------------------------- evaluation
-    def __call__(self, data: Any = None, **options: Any) -> Any:
-        """Evaluate on one example or a batch (see :func:`netgraph.evaluate.evaluate`)."""
-        if Layer._evaluator is None:
-            raise RuntimeError("import netgraph to evaluate nets")
-        return Layer._evaluator(self, data, **options)
+    # ------------------------------------------------- services provided by netgraph
+    # Evaluation and drawing live in the netgraph package, above this one; it registers
+    # them here at import (``layers`` never imports ``netgraph``).
+    services: ClassVar[dict[str, Any]] = {}
 
-    _evaluator: ClassVar[Any] = None
+    def _service(self, name: str) -> Any:
+        if name not in Layer.services:
+            raise RuntimeError(f"import netgraph to use {name}")
+        return Layer.services[name]
+
+    def __call__(self, data: Any = None, **options: Any) -> Any:
+        """Evaluate on one example, a batch or a list of examples
+        (see :func:`netgraph.evaluate.evaluate`)."""
+        return self._service("evaluate")(self, data, **options)
+
+    def plot(self, path: Any, **options: Any) -> str:
+        """Draw the net (layers, ports and inferred shapes) to an ``.svg`` or ``.png`` file."""
+        return self._service("plot")(self, path, **options)
+
+    def summary(self) -> str:
+        """Every layer with its path, type, inferred port shapes and parameter count."""
+        from .display import summary
+
+        return summary(self)
 
     # ---------------------------------------------------------------------- display
     def describe(self) -> str:

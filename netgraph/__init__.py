@@ -25,16 +25,18 @@ from . import keras
 from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
+from . import plot as _plot
+from .information import Information
 from .initialize import NetInitialize
 from .surgery import NetDrop, NetFlatten, NetTake
 from .lower import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
 
-Layer._evaluator = staticmethod(evaluate)
+Layer.services.update(evaluate=evaluate, plot=_plot.plot)
 
 __all__ = [
     *_layer_names,
-    "AmbiguousShapeError", "Automatic", "CycleError", "ElementTypeError", "InputDataError",
+    "AmbiguousShapeError", "Automatic", "CycleError", "Information", "ElementTypeError", "InputDataError",
     "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
     "NetDrop", "NetFlatten", "NetInitialize", "NetPort", "NetReplacePart", "NetTake",
     "PartSpecError", "Restricted",

@@ -1,0 +1,311 @@
+"""``Information(net, prop)``: properties of a net, after Wolfram's ``Information[net, prop]``.
+
+Layer counts go into containers and operators and count *leaf* layers only (every layer that
+is not a pure container: graphs, chains and NetMapOperator only wire their sub-nets; an
+AttentionLayer counts, and so do the layers of its "ScoringNet"). Positions are paths, as in
+:func:`netgraph.NetExtract`: ``("encoder", "proj", "Net")`` for a layer,
+``("encoder", "proj", "Net", "Weights")`` for an array. Byte counts use the arrays' real dtype
+(float32: 4 bytes per element).
+
+With no property, a dict of the headline properties::
+
+    >>> Information(net)
+    {"LayersCount": 4, "ArraysCount": 6, "InputPortNames": ["A", "B"],
+     "OutputPortNames": ["Output"], "ArraysTotalElementCount": 106}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, Optional
+
+import networkx as nx
+
+from layers.attention import AttentionLayer
+from layers.base import Layer
+from layers.display import (
+    array_table, is_container, leaf_layers, ordered_children, total, unique_arrays,
+)
+from layers.scope import Path
+from shapes import Automatic, SerializationError, SpecificationError
+from shapes.dims import Known, Varying
+from shapes.elements import Index
+from shapes.porttype import PortType
+
+from .graph import NetGraph, NetPort, PortRef
+from .serialize import to_config
+
+
+# --------------------------------------------------------------------------- layers
+def _type_counts(net: Layer) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for layer in leaf_layers(net).values():
+        counts[layer.type_name] = counts.get(layer.type_name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# ------------------------------------------------------------------ the layers graph
+# How a layer that computes something itself feeds its sub-nets: sub-net -> {sub-net input:
+# the layer's input whose producer feeds it}. The sub-net's outputs flow back into the layer.
+CHILD_FEEDS: dict[type, dict[str, dict[str, str]]] = {
+    AttentionLayer: {"ScoringNet": {"Input": "Key", "Query": "Query"}},
+}
+
+Endpoint = tuple[Any, str]  # (a node of the layers graph, one of its ports)
+Feeds = dict[str, Optional[Endpoint]]  # port name -> its producer
+
+
+class _Wiring:
+    """Builds the data-flow graph of leaf layers through any nesting."""
+
+    def __init__(self) -> None:
+        self.graph = nx.DiGraph()
+
+    def edge(self, src: Endpoint | None, dst: Any, dst_port: str) -> None:
+        if src is None:
+            return
+        node, port = src
+        if self.graph.has_edge(node, dst):
+            self.graph[node][dst]["ports"].append((port, dst_port))
+        else:
+            self.graph.add_edge(node, dst, ports=[(port, dst_port)])
+
+    def wire(self, layer: Layer, path: Path, inputs: Feeds) -> Feeds:
+        """Add ``layer`` (at ``path``, its inputs fed by ``inputs``); return its outputs'
+        producers (leaf nodes and their ports)."""
+        if isinstance(layer, NetGraph):
+            return self._graph(layer, path, inputs)
+        if is_container(layer):  # an operator: the sub-nets see the operator's ports
+            outputs: dict[str, Endpoint | None] = {}
+            for name, child in ordered_children(layer).items():
+                outputs.update(self.wire(child, path + (name,),
+                                         {p: inputs.get(p) for p in child.input_names}))
+            return {p: outputs.get(p) for p in layer.output_names}
+        self.graph.add_node(path, kind="layer", layer=layer, type=layer.type_name)
+        for port in layer.input_names:
+            self.edge(inputs.get(port), path, port)
+        feeds = CHILD_FEEDS.get(type(layer), {})
+        for name, child in ordered_children(layer).items():
+            mapping = feeds.get(name, {})
+            child_inputs = {p: inputs.get(mapping.get(p, p)) for p in child.input_names}
+            child_outputs = self.wire(child, path + (name,), child_inputs)
+            for port, src in child_outputs.items():
+                self.edge(src, path, f"{name}/{port}")
+        return {p: (path, p) for p in layer.output_names}
+
+    def _graph(self, graph: NetGraph, path: Path, inputs: Feeds) -> Feeds:
+        produced: dict[PortRef, Endpoint | None] = {}
+
+        def source(ref: PortRef) -> Endpoint | None:
+            return inputs.get(ref.port) if ref.node is None else produced.get(ref)
+
+        for name in graph.order:
+            layer = graph.nodes[name]
+            fed = {p: source(graph.edges[PortRef(name, p)]) for p in layer.input_names}
+            for port, src in self.wire(layer, path + (name,), fed).items():
+                produced[PortRef(name, port)] = src
+        return {p: source(graph.edges[PortRef(None, p)]) for p in graph.output_names}
+
+
+def layers_graph(net: Layer) -> nx.DiGraph:
+    """The data flow between leaf layers, through nested graphs, operators and scoring nets.
+
+    Nodes: leaf layer paths (attributes ``kind="layer"``, ``layer``, ``type``), and the net's
+    ports as ``NetPort(name)`` (``kind="input"`` or ``"output"``). Edges carry ``ports``, a list
+    of (source port, destination port) pairs; a scoring net's output enters its attention
+    layer at port ``"ScoringNet/Output"``.
+    """
+    wiring = _Wiring()
+    g = wiring.graph
+    inputs: dict[str, Endpoint | None] = {}
+    for name in net.input_names:
+        g.add_node(NetPort(name), kind="input", port=name)
+        inputs[name] = (NetPort(name), name)
+    outputs = wiring.wire(net, (), inputs)
+    for name in net.output_names:
+        g.add_node(NetPort(name), kind="output", port=name)
+        wiring.edge(outputs.get(name), NetPort(name), name)
+    return g
+
+
+# ------------------------------------------------------------------------ topology hash
+def _jsonable(value: Any) -> Any:
+    """A stable plain-data spelling of an option value that ``to_config`` cannot save
+    (a Python function: its qualified name and its bytecode)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if callable(value):
+        code = getattr(value, "__code__", None)
+        name = getattr(value, "__qualname__", type(value).__qualname__)
+        spelled = {"function": f"{getattr(value, '__module__', '')}.{name}"}
+        if code is not None:
+            spelled["code"] = _code_digest(code)
+        return spelled
+    return repr(value)
+
+
+def _code_digest(code: Any) -> str:
+    """A digest of a function's bytecode, constants and names (nested functions included;
+    no addresses, so equal source gives equal digests)."""
+    consts = [_code_digest(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    spelled = repr((consts, code.co_names, code.co_varnames)).encode()
+    return hashlib.sha256(code.co_code + spelled).hexdigest()
+
+
+def _loose_config(net: Layer) -> dict[str, Any]:
+    """``to_config``'s structure for nets it cannot save (options holding Python functions)."""
+    config: dict[str, Any] = {
+        "type": net.type_name,
+        "options": _jsonable(net.options.model_dump()),
+        "ports": {k: _jsonable(repr(v.to_user())) for k, v in net.port_specs.items()},
+        "removed": sorted(set(net.array_specs_all()) - set(net.array_specs())),
+        "initializers": _jsonable(dict(net.initializers)),
+        "children": {k: _loose_config(c) for k, c in net.children().items()},
+    }
+    if isinstance(net, NetGraph):
+        config["edges"] = [[d.node, d.port, s.node, s.port] for d, s in net.edges.items()]
+        config["muted"] = sorted([r.node, r.port] for r in net.muted)
+    return config
+
+
+def _canonical(config: Any) -> Any:
+    """Edge lists in a fixed order: equal structures give equal JSON."""
+    if isinstance(config, dict):
+        out = {k: _canonical(v) for k, v in config.items()}
+        for key in ("edges", "muted"):
+            if isinstance(out.get(key), list):
+                out[key] = sorted(out[key], key=lambda e: json.dumps(e))
+        return out
+    if isinstance(config, list):
+        return [_canonical(v) for v in config]
+    return config
+
+
+def _port_types(net: Layer) -> dict[str, Any]:
+    """Every inferred port type, with unsolved and varying dimensions numbered in order of
+    appearance (so that ties between them are part of the structure, their ids are not)."""
+    names: dict[Any, str] = {}
+
+    def dim(d: Any) -> Any:
+        if isinstance(d, Known):
+            return d.size
+        prefix = "Varying" if isinstance(d, Varying) else "Automatic"
+        key = (prefix, d.symbol if isinstance(d, Varying) else d.id)
+        return names.setdefault(key, f"{prefix}#{len(names)}")
+
+    def port(t: PortType) -> Any:
+        element = t.element
+        spelled = [str(type(element).__name__)]
+        if isinstance(element, Index):
+            spelled.append(dim(element.n))
+        return {"dims": None if t.dims is None else [dim(d) for d in t.dims], "element": spelled}
+
+    ports = net.inference.ports
+    keys = sorted(ports, key=lambda k: ("/".join(k[0]), k[1]))
+    return {"/".join(path) + ":" + name: port(ports[(path, name)]) for path, name in keys}
+
+
+def topology_hash(net: Layer) -> str:
+    """A SHA-256 hex digest of the structure: layer types, options, declared and inferred
+    port shapes, connections and array shapes; never array values."""
+    try:
+        structure = to_config(net)
+    except SerializationError:
+        structure = _loose_config(net)
+    document = {
+        "structure": _canonical(structure),
+        "ports": _port_types(net),
+        "arrays": {"/".join(e.position): e.dims for e in array_table(net)},  # Automatic: repr
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- arrays
+def _arrays(net: Layer) -> dict[Path, Any]:
+    return {e.position: e.array for e in array_table(net)}
+
+
+def _summary_graphic(net: Layer) -> str:
+    from .plot import to_svg
+
+    return to_svg(net)
+
+
+def _total(what: str) -> Callable[[Layer], Any]:
+    def compute(net: Layer) -> Any:
+        value = total(array_table(net), what)
+        return Automatic if value is None else value
+
+    return compute
+
+
+def _per_array(what: str) -> Callable[[Layer], dict[Path, Any]]:
+    def compute(net: Layer) -> dict[Path, Any]:
+        values = {}
+        for e in array_table(net):
+            value = getattr(e, what)
+            values[e.position] = Automatic if value is None else value
+        return values
+
+    return compute
+
+
+PROPERTIES: dict[str, Callable[[Layer], Any]] = {
+    "Arrays": _arrays,
+    "ArraysByteCounts": _per_array("byte_count"),
+    "ArraysCount": lambda net: len(unique_arrays(array_table(net))),
+    "ArraysDimensions": lambda net: {e.position: e.dims for e in array_table(net)},
+    "ArraysElementCounts": _per_array("element_count"),
+    "ArraysList": lambda net: [e.array for e in unique_arrays(array_table(net))],
+    "ArraysPositionList": lambda net: [e.position for e in array_table(net)],
+    "ArraysTotalByteCount": _total("byte_count"),
+    "ArraysTotalElementCount": _total("element_count"),
+    "InputPortNames": lambda net: list(net.input_names),
+    "InputPorts": lambda net: net.input_ports,
+    "Layers": leaf_layers,
+    "LayersCount": lambda net: len(leaf_layers(net)),
+    "LayersGraph": layers_graph,
+    "LayersList": lambda net: list(leaf_layers(net).values()),
+    "LayerTypeCounts": _type_counts,
+    "OutputPortNames": lambda net: list(net.output_names),
+    "OutputPorts": lambda net: net.output_ports,
+    "SummaryGraphic": _summary_graphic,
+    "TopologyHash": topology_hash,
+}
+PROPERTIES["Properties"] = lambda net: sorted(PROPERTIES)
+
+DEFAULT_PROPERTIES = ("LayersCount", "ArraysCount", "InputPortNames", "OutputPortNames",
+                      "ArraysTotalElementCount")
+
+
+def Information(net: Layer, prop: str | None = None) -> Any:  # noqa: N802 - Wolfram's name
+    """A property of ``net`` (see ``Information(net, "Properties")``); with no property, a
+    dict of LayersCount, ArraysCount, InputPortNames, OutputPortNames and
+    ArraysTotalElementCount.
+
+    Unknown (uninferred or uninitialised) values are :data:`Automatic`: an uninitialised
+    array in "Arrays", an unsolved dimension in "ArraysDimensions", a total over an array of
+    unknown size.
+    """
+    if not isinstance(net, Layer):
+        raise SpecificationError(
+            f"Information expects a layer or a net as its first argument; found "
+            f"{type(net).__name__}."
+        )
+    if prop is None:
+        return {name: PROPERTIES[name](net) for name in DEFAULT_PROPERTIES}
+    if not isinstance(prop, str) or prop not in PROPERTIES:
+        raise SpecificationError(
+            f"{prop!r} is not a known property of {net.describe()}. Valid properties are: "
+            f"{', '.join(sorted(PROPERTIES))}.",
+            hint='Information(net, "Properties") lists them.',
+        )
+    return PROPERTIES[prop](net)
+
+
+__all__ = ["DEFAULT_PROPERTIES", "Information", "PROPERTIES", "layers_graph", "topology_hash"]
