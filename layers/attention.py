@@ -165,8 +165,12 @@ class AttentionLayer(Layer):
         def _mask(cls, value: Any) -> Any:
             if isinstance(value, list):
                 value = tuple(value)
-            if value is None or value == "Causal" or (
-                    isinstance(value, tuple) and len(value) == 2 and value[0] == "Causal"):
+            if isinstance(value, tuple) and len(value) == 2 and value[0] == "Causal":
+                window = value[1]
+                if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+                    raise ValueError(f'the window n of ("Causal", n) must be a positive integer; got {window!r}')
+                return value
+            if value is None or value == "Causal":
                 return value
             raise ValueError(f'the value of mask should be None, "Causal" or ("Causal", n); got {value!r}')
 
@@ -213,9 +217,21 @@ class AttentionLayer(Layer):
         scope.real("Key", "Value", "Query", "Output")
         inner = scope.child("ScoringNet", self.scoring_net)
         constrain(self.scoring_net, inner)
-        s.set_rank(inner.port("Output"), 0, scope.origin("ScoringNet", "scoring net"),
-                   lambda: f'the output port "Output" of the scoring net {inner.where("Output")}, '
-                   "which must produce a number (a scalar)")
+        score = inner.port("Output")
+
+        def scalar_score() -> None:
+            dims = s.dims(score)
+            if dims is not None and dims:
+                raise ShapeMismatchError(
+                    f'Output port "Output" of the net specified for the scoring net '
+                    f"({self.scoring_net.describe()}) produces a rank-{len(dims)} array, but "
+                    "a port producing a number (a scalar) is required.",
+                    hint="end the scoring net with a layer giving a scalar, e.g. LinearLayer(()) "
+                    "or SummationLayer().",
+                )
+
+        s.rule(scalar_score, shapes=(score,),
+               default=lambda: s.dims(score) is None and s.set_rank(score, 0, scope.origin("ScoringNet"), ""))
         (key_size,) = inner.dims("Input", 1)
         (query_size,) = inner.dims("Query", 1)
         for name in ("KeyMask", "QueryMask", "AttentionMask"):
@@ -224,19 +240,19 @@ class AttentionLayer(Layer):
         ports = {n: scope.port(n) for n in ("Key", "Value", "Query", "Output")}
         state: dict[str, Any] = {}
 
-        def rank_of(*names: str) -> Optional[int]:
+        def rank_of(*names: str) -> tuple[Optional[int], str]:
             for n in names:
                 dims = s.dims(ports[n])
                 if dims is not None:
-                    return len(dims)
-            return None
+                    return len(dims), n
+            return None, names[0]
 
         def run() -> None:
-            kr, qr = rank_of("Key", "Value"), rank_of("Query", "Output")
+            (kr, kport), (qr, qport) = rank_of("Key", "Value"), rank_of("Query", "Output")
             if kr is not None and "keys" not in state:
-                state["keys"] = self._key_rules(scope, kr, key_size)
+                state["keys"] = self._key_rules(scope, kr, key_size, kport)
             if qr is not None and "queries" not in state:
-                state["queries"] = self._query_rules(scope, qr, query_size)
+                state["queries"] = self._query_rules(scope, qr, query_size, qport)
             if "keys" in state and "queries" in state and "joint" not in state:
                 state["joint"] = True
                 self._joint_rules(scope, state["keys"], state["queries"])
@@ -246,15 +262,14 @@ class AttentionLayer(Layer):
     def _minimum(self, scope: Any, port: str, rank: int, minimum: int) -> None:
         if rank < minimum:
             raise ShapeMismatchError(
-                f'Specification of rank {rank} is not compatible with port "{port}" of '
-                f"{scope.where(port)}, which must be an array of rank >= {minimum}.",
+                f"{scope.where(port)} must be an array of rank >= {minimum}; found rank {rank}.",
                 hint="keys and values are arrays of vectors" + (", with heads on the "
                 "penultimate axis" if self.heads else "") + ".",
             )
 
-    def _key_rules(self, scope: Any, rank: int, key_size: int) -> tuple:
+    def _key_rules(self, scope: Any, rank: int, key_size: int, port: str) -> tuple:
         h = self.heads
-        self._minimum(scope, "Key", rank, 2 + h)
+        self._minimum(scope, port, rank, 2 + h)
         key, value = scope.dims("Key", rank), scope.dims("Value", rank)
         for a, b in zip(key[:-1], value[:-1]):
             scope.same_dim(a, b, "Value")
@@ -275,9 +290,9 @@ class AttentionLayer(Layer):
                 f"{scope.where('Key')}: only the first key dimension can vary.",
             )
 
-    def _query_rules(self, scope: Any, rank: int, query_size: int) -> tuple:
+    def _query_rules(self, scope: Any, rank: int, query_size: int, port: str) -> tuple:
         h = self.heads
-        self._minimum(scope, "Query", rank, 1 + h)
+        self._minimum(scope, port, rank, 1 + h)
         query, out = scope.dims("Query", rank), scope.dims("Output", rank)
         for a, b in zip(query[:-1], out[:-1]):
             scope.same_dim(a, b, "Output")

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from layers.base import Layer
-from shapes import Auto, Index, InputDataError, Known, Real, Varying
+from shapes import Auto, Automatic, Index, InputDataError, Known, Real, Varying
 from shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
@@ -126,8 +126,8 @@ def _fit_to_data(net: Layer, first: dict[str, np.ndarray]) -> Layer:
             specs[name] = tuple(shape)
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
-            specs[name] = tuple(
-                s if isinstance(d, Auto) else (d.size if isinstance(d, Known) else "Varying")
+            specs[name] = tuple(  # a varying axis stays as the net says (Automatic here)
+                s if isinstance(d, Auto) else (d.size if isinstance(d, Known) else Automatic)
                 for d, s in zip(ptype.dims, shape)
             )
     key = ("fitted", tuple(sorted(specs.items())))

@@ -286,7 +286,7 @@ def from_keras(layer: Any, **call_options: Any) -> NetGraph:
     config = layer.get_config()
     if isinstance(layer, keras.layers.MultiHeadAttention):
         return _from_keras_mha(layer, config, call_options)
-    weights = {w.path.split("/")[-1]: np.asarray(w.numpy()) for w in layer.weights}
+    weights = {w.path.split("/")[-1]: np.asarray(w.value) for w in layer.weights}
     if isinstance(layer, keras.layers.AdditiveAttention):
         net = AdditiveAttention(config["use_scale"], config["dropout"], **call_options)
         parts = {("attention", "ScoringNet", "scale", "Scaling"): weights["scale"]} if config["use_scale"] else {}
@@ -308,7 +308,7 @@ def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
             "from_keras: MultiHeadAttention with use_gate or sliding_window has no netgraph "
             "equivalent yet."
         )
-    weights = {"/".join(w.path.split("/")[-2:]): np.asarray(w.numpy()) for w in layer.weights}
+    weights = {"/".join(w.path.split("/")[-2:]): np.asarray(w.value) for w in layer.weights}
     q_kernel = weights["query/kernel"]
     positions = len(layer._query_dense.equation.split(",")[0]) - 2
     out_kernel = weights["attention_output/kernel"]
