@@ -51,12 +51,6 @@ from .scope import constrain
 class _ScoringLayer(Layer):
     """A built-in scoring net: vector ports "Input" (a key) and "Query", a scalar "Output"."""
 
-    class Options(LayerOptions):
-        pass
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
-
     @property
     def input_names(self) -> tuple[str, ...]:
         return ("Input", "Query")

@@ -104,6 +104,10 @@ class Layer(abc.ABC):
         Layer.registry[cls.__name__] = cls
 
     # ------------------------------------------------------------------ construction
+    def __init__(self, **kwargs: Any) -> None:
+        """Layers without positional options: ports, arrays and options by keyword."""
+        self._build({}, kwargs)
+
     def _build(self, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
         """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options)."""
         object.__setattr__(self, "origin", user_site())

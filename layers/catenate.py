@@ -39,17 +39,10 @@ class CatenateLayer(VariadicLayer):
     def template(self, scope: Any) -> None:
         s = scope.solver
         names = self.input_names
-        ports = [scope.port(n) for n in (*names, "Output")]
         for name in names:
             s.unify_elems(scope.elem("Output"), scope.elem(name), scope.where(name))
-        installed: list[bool] = []
 
-        def run() -> None:
-            ranks = [len(d) for d in map(s.dims, ports) if d is not None]
-            if not ranks or installed:
-                return
-            installed.append(True)
-            rank = ranks[0]
+        def install(rank: int) -> None:
             axis = normalize_axis(self.options.level, rank, scope.where("Output"))
             out = scope.dims("Output", rank)
             parts = [scope.dims(n, rank) for n in names]
@@ -60,7 +53,7 @@ class CatenateLayer(VariadicLayer):
             rules.total(s, [dims[axis] for dims in parts], out[axis], scope.origin("Output"),
                         scope.where("Output"))
 
-        s.rule(run, shapes=ports)
+        scope.once_ranked((*names, "Output"), install)
 
 
 @register(CatenateLayer)

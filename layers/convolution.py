@@ -110,26 +110,22 @@ class ConvolutionLayer(Layer):
         x = scope.port("Input")
         if isinstance(self.options.kernel, tuple):
             scope.dims("Input", len(self.options.kernel) + 1)
-        installed: list[bool] = []
 
-        def run() -> None:
-            dims = s.dims(x)
-            if dims is None or installed:
-                return
-            installed.append(True)
-            d = self.spatial_rank(len(dims))
-            if d not in (1, 2) or len(dims) != d + 1:
+        def install(rank: int) -> None:
+            d = self.spatial_rank(rank)
+            if d not in (1, 2) or rank != d + 1:
                 raise ShapeMismatchError(
                     f"{scope.where('Input')}: ConvolutionLayer takes a rank-2 (1-D) or rank-3 "
-                    f"(2-D) input; found rank {len(dims)}."
+                    f"(2-D) input; found rank {rank}."
                 )
             self._spatial_rules(scope, d)
 
-        def default() -> None:
+        def default() -> None:  # an input of unknown rank is a 1-D signal
             if s.dims(x) is None:
                 scope.dims("Input", 2)
 
-        s.rule(run, shapes=(x,), default=default)
+        scope.once_ranked(("Input",), install)
+        s.fallback(default)
 
     def _spatial_rules(self, scope: Any, d: int) -> None:
         s = scope.solver

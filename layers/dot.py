@@ -23,12 +23,6 @@ from .lowering import masked_along, register, valid_mask
 class DotLayer(Layer):
     """``Output = Input1 . Input2`` contracting Input1's last and Input2's first axis."""
 
-    class Options(LayerOptions):
-        pass
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
-
     @property
     def input_names(self) -> tuple[str, ...]:
         return ("Input1", "Input2")

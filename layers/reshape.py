@@ -66,13 +66,9 @@ class ReshapeLayer(Layer):
             if isinstance(entry, int):
                 scope.fix(cell, entry, "Output")
         s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
-        installed: list[bool] = []
 
-        def run() -> None:
+        def install(rank: int) -> None:
             dims = s.dims(scope.port("Input"))
-            if dims is None or installed:
-                return
-            installed.append(True)
             inherited = [i for i, e in enumerate(spec) if e is Inherited]
             if inherited:
                 _check_rank(scope, dims, max(inherited) + 1, "Inherited")
@@ -85,7 +81,7 @@ class ReshapeLayer(Layer):
                 rules.product(s, s.shape_of_dims(cells), whole, origin, where,
                               varying_hint="put Inherited first to keep a varying dimension.")
 
-        s.rule(run, shapes=(scope.port("Input"),))
+        scope.once_ranked(("Input",), install)
 
 
 @register(ReshapeLayer)

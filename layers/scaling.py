@@ -27,12 +27,6 @@ from .lowering import register
 class ConstantTimesLayer(Layer):
     """Multiplies its input by a learnable ``Scaling`` array (broadcast over leading dims)."""
 
-    class Options(LayerOptions):
-        pass
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
-
     @classmethod
     def array_names(cls) -> tuple[str, ...]:
         return ("Scaling",)
@@ -85,12 +79,6 @@ def _lower_constant_times(layer: ConstantTimesLayer, ctx: Any, inputs: dict) -> 
 
 class NetArrayLayer(Layer):
     """A learned constant: no input, ``Output`` is the array ``Array``."""
-
-    class Options(LayerOptions):
-        pass
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ nested net is one solver run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from shapes import PortSpec, Restricted, Solver
 from shapes.porttype import PortType
@@ -92,6 +92,24 @@ class Scope:
 
     def same_dim(self, a: int, b: int, port: str) -> None:
         self.solver.unify_dims(a, b, self.where(port))
+
+    def once_ranked(self, ports: Sequence[str], install: Callable[[int], None]) -> None:
+        """Call ``install(rank)`` once, as soon as any of ``ports`` has a known rank (for
+        rules that need the rank, e.g. per-axis rules of threading or catenation)."""
+        cells = [self.port(p) for p in ports]
+        done: list[bool] = []
+
+        def run() -> None:
+            if done:
+                return
+            for cell in cells:
+                dims = self.solver.dims(cell)
+                if dims is not None:
+                    done.append(True)
+                    install(len(dims))
+                    return
+
+        self.solver.rule(run, shapes=cells)
 
     def same_shape(self, a: str, b: str) -> None:
         """Ports ``a`` and ``b`` have the same shape and element type."""

@@ -28,12 +28,6 @@ from .scope import constrain
 class SequenceLastLayer(Layer):
     """The last element of a sequence."""
 
-    class Options(LayerOptions):
-        pass
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
-
     def template(self, scope: Any) -> None:
         s = scope.solver
         s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))

@@ -65,24 +65,18 @@ def thread_template(scope: Any, names: Sequence[str], broadcasting: bool) -> Non
         for name in names:
             s.unify_shapes(scope.port("Output"), scope.port(name), scope.where(name))
         return
-    ports = [scope.port(n) for n in (*names, "Output")]
-    installed: list[bool] = []
 
-    def run() -> None:
-        ranks = [len(d) for d in map(s.dims, ports) if d is not None]
-        if not ranks or installed:
-            return
-        installed.append(True)
+    def install(rank: int) -> None:
         for name in (*names, "Output"):
-            scope.dims(name, ranks[0])
+            scope.dims(name, rank)
         out = s.dims(scope.port("Output"))
-        for axis in range(ranks[0]):
+        for axis in range(rank):
             rules.broadcast(
                 s, [s.dims(scope.port(n))[axis] for n in names], out[axis], scope.origin("Output"),
                 lambda axis=axis: f"dimension {axis + 1} of {scope.where('Output')}",
             )
 
-    s.rule(run, shapes=ports)
+    scope.once_ranked((*names, "Output"), install)
 
 
 def thread_arrays(function: Callable[..., jax.Array], xs: Sequence[jax.Array]) -> jax.Array:

@@ -287,6 +287,10 @@ class Solver:
                 self._watch_dim(d, {rid})
         self._touch({rid})
 
+    def fallback(self, default: Callable[[], None]) -> None:
+        """A default alone: tried only at a fixed point, like a rule's ``default``."""
+        self.rule(lambda: None, default=default)
+
     def _watch_dim(self, d: int, rules: set[int]) -> None:
         self._dims.watch[self._dims.find(d)] |= rules
 
