@@ -11,7 +11,8 @@ Output the kept dims      ``SummationLayer``: a scalar (all levels totalled)
 
 ``function``: "Mean", "Total", "Max", "Min" or "Times". ``levels``: an int, a tuple of
 ints, ``All``, or a slice; the default ``slice(1, None)`` keeps the first dimension (as
-Wolfram's ``2;;All``). An empty selection along a varying level gives 0.
+Wolfram's ``2;;All``). An empty selection along a varying level gives 0 (1 for "Times",
+the empty product).
 """
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def aggregate(function: str, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
         return total / jnp.maximum(count, 1).astype(x.dtype)
     reduce = jnp.max if function == "Max" else jnp.min
     extreme = jnp.finfo(x.dtype).min if function == "Max" else jnp.finfo(x.dtype).max
-    result = reduce(jnp.where(mask, x, jnp.asarray(extreme, x.dtype)), axis=axes)
+    result = reduce(jnp.where(mask, x, jnp.asarray(extreme, x.dtype)), axis=axes, initial=extreme)
     return jnp.where(count > 0, result, jnp.zeros((), x.dtype))
 
 

@@ -140,6 +140,9 @@ class ConvolutionLayer(Layer):
         groups = s.new_dim(o.channel_groups)
         rules.product(s, s.shape_of_dims((weights[1], groups)), c_in, scope.origin("Input"),
                       scope.where("Input"), varying_hint="channels cannot vary.")
+        rules.product(s, s.shape_of_dims((s.new_dim(), groups)), c_out, scope.origin("Output"),
+                      lambda: f"{scope.where('Output')} (channel_groups={o.channel_groups} must "
+                      "divide the output channels)", varying_hint="channels cannot vary.")
         if "Biases" in self.array_specs():
             (bias,) = scope.array_dims("Biases", 1)
             scope.same_dim(bias, c_out, "Biases")

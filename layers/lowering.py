@@ -143,7 +143,7 @@ def masked_softmax(x: jax.Array, axis: int | tuple[int, ...], mask: jax.Array | 
         return jax.nn.softmax(x, axis=axis)
     low = jnp.asarray(jnp.finfo(x.dtype).min, x.dtype)
     z = jnp.where(mask, x, low)
-    top = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+    top = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True, initial=low))
     e = jnp.where(mask, jnp.exp(z - top), jnp.zeros((), x.dtype))
     total = jnp.sum(e, axis=axis, keepdims=True)
     return e / jnp.where(total == 0, jnp.ones((), x.dtype), total)

@@ -54,8 +54,10 @@ class SequenceLastLayer(Layer):
 def _lower_sequence_last(layer: SequenceLastLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     length = ctx.length("Input", 0)
+    if x.shape[0] == 0:
+        return {"Output": jnp.zeros(x.shape[1:], x.dtype)}
     if length is None:
-        return {"Output": x[x.shape[0] - 1] if x.shape[0] else jnp.zeros(x.shape[1:], x.dtype)}
+        return {"Output": x[x.shape[0] - 1]}
     last = jax.lax.dynamic_index_in_dim(x, jnp.maximum(length - 1, 0), 0, keepdims=False)
     return {"Output": jnp.where(length > 0, last, jnp.zeros((), x.dtype))}
 

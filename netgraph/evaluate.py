@@ -122,14 +122,16 @@ def _fit_to_data(net: Layer, first: dict[str, np.ndarray]) -> Layer:
     for name in net.input_names:
         ptype = net.inference.port((), name)
         shape = first[name].shape
+        element = ptype.to_user()[len(ptype.dims):] if ptype.dims is not None else ()
         if ptype.dims is None:
-            specs[name] = tuple(shape)
+            declared = net.port_specs.get(name)
+            specs[name] = tuple(shape) + ((declared.element,) if declared and declared.element else ())
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
             specs[name] = tuple(  # a varying axis stays as the net says (Automatic here)
                 s if isinstance(d, Auto) else (d.size if isinstance(d, Known) else Automatic)
                 for d, s in zip(ptype.dims, shape)
-            )
+            ) + tuple(element)
     key = ("fitted", tuple(sorted(specs.items())))
     if key not in net._cache:
         fitted = net.evolve(port_specs=specs)

@@ -14,7 +14,7 @@ import numpy as np
 from layers.base import Layer, NetArray
 from layers.options import All
 from layers.scope import Inference, Path, show_path
-from shapes import Known, PartSpecError, ShapeMismatchError
+from shapes import Automatic, Known, PartSpecError, ShapeMismatchError
 
 from .graph import as_layer
 from .lower import shared_values
@@ -47,7 +47,8 @@ def specialized(layer: Layer, inference: Inference, path: Path) -> Layer:
     for port in (*layer.input_names, *layer.output_names):
         ptype = inference.ports.get((path, port))
         if ptype is not None and ptype.dims is not None and port not in layer.port_specs:
-            specs[port] = ptype.to_user()
+            user = ptype.to_user()  # only a first dimension can be declared "Varying"
+            specs[port] = tuple(Automatic if i > 0 and d == "Varying" else d for i, d in enumerate(user))
     return layer.evolve(port_specs=specs) if specs else layer
 
 

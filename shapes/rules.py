@@ -34,7 +34,7 @@ def product(
         if dims is None:
             return
         values = [solver.dim(d) for d in dims]
-        if any(isinstance(v, Sym) for v in values):
+        if any(isinstance(v, Sym) for v in values) or isinstance(solver.dim(target), Sym):
             raise ShapeMismatchError(
                 f"{_text(where)} cannot take a varying-length dimension here.", hint=varying_hint
             )
@@ -107,7 +107,7 @@ def mapped(
         value = solver.dim(source)
         if isinstance(value, int):
             size = forward(value)
-            if size < 0:
+            if size < 1:
                 raise ShapeMismatchError(
                     f"{_text(where)}: an input of size {value} gives an empty or negative "
                     f"output size ({size}).",
