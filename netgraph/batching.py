@@ -56,10 +56,17 @@ def plan(examples: Sequence[Example], batch_size: int) -> list[list[int]]:
 
 
 def pad_batch(examples: Sequence[Example], varying_axes: dict[str, list[tuple[int, str]]],
-              symbols: Sequence[str], batch_size: int) -> tuple[dict, dict, int]:
-    """Stack ``examples`` into padded arrays; returns (inputs, lengths, padded batch size)."""
+              symbols: Sequence[str], batch_size: int, seen: set) -> tuple[dict, dict, int]:
+    """Stack ``examples`` into padded arrays; returns (inputs, lengths, padded batch size).
+    ``seen`` holds the padded shapes already compiled: a batch reuses one that is a single
+    bucket step longer rather than compiling a new shape (and records what it uses)."""
     rows = batch_bucket(len(examples), batch_size)
     padded = {s: bucket(max(e.lengths[s] for e in examples)) for s in symbols}
+    longer = {s: bucket(n + 1) for s, n in padded.items()}
+    shape, longer_shape = (rows, *padded.values()), (rows, *longer.values())
+    if shape not in seen and longer_shape in seen:
+        padded, shape = longer, longer_shape
+    seen.add(shape)
     inputs = {}
     for port, first in examples[0].arrays.items():
         shape = list(first.shape)
@@ -93,9 +100,14 @@ def resolve_devices(target_device: Any) -> list[Any]:
     """``"CPU"``, ``"GPU"``, (kind, n | "All"), or a list of JAX devices."""
     if target_device is None:
         return [jax.devices()[0]]
-    if isinstance(target_device, (list, tuple)) and target_device and not isinstance(target_device[0], str):
+    if isinstance(target_device, list) and target_device and all(isinstance(d, jax.Device) for d in target_device):
         return list(target_device)
-    kind, count = (target_device, 1) if isinstance(target_device, str) else tuple(target_device)
+    if isinstance(target_device, str):
+        kind, count = target_device, 1
+    elif isinstance(target_device, tuple) and len(target_device) == 2:
+        kind, count = target_device
+    else:
+        kind, count = None, None
     if kind not in ("CPU", "GPU"):
         raise InputDataError(
             f"target_device={target_device!r}: use \"CPU\", \"GPU\", (kind, n), (kind, \"All\") "

@@ -116,8 +116,9 @@ def _needs_data_shapes(net: Layer) -> bool:
     return False
 
 
-def _fit_to_data(net: Layer, first: dict[str, np.ndarray]) -> Layer:
-    """``net`` with under-specified input ports declared from one example of the data."""
+def _fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = frozenset()) -> Layer:
+    """``net`` with under-specified input ports declared from one example of the data (the
+    first axis "Varying" for the ``varying`` ports, whose examples differ in length)."""
     specs = {}
     for name in net.input_names:
         ptype = net.inference.port((), name)
@@ -125,12 +126,14 @@ def _fit_to_data(net: Layer, first: dict[str, np.ndarray]) -> Layer:
         element = ptype.to_user()[len(ptype.dims):] if ptype.dims is not None else ()
         if ptype.dims is None:
             declared = net.port_specs.get(name)
-            specs[name] = tuple(shape) + ((declared.element,) if declared and declared.element else ())
+            dims = tuple("Varying" if i == 0 and name in varying else n for i, n in enumerate(shape))
+            specs[name] = dims + ((declared.element,) if declared and declared.element else ())
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
             specs[name] = tuple(  # a varying axis stays as the net says (Automatic here)
-                s if isinstance(d, Auto) else (d.size if isinstance(d, Known) else Automatic)
-                for d, s in zip(ptype.dims, shape)
+                ("Varying" if i == 0 and name in varying else s) if isinstance(d, Auto)
+                else (d.size if isinstance(d, Known) else Automatic)
+                for i, (d, s) in enumerate(zip(ptype.dims, shape))
             ) + tuple(element)
     key = ("fitted", tuple(sorted(specs.items())))
     if key not in net._cache:
@@ -146,9 +149,14 @@ def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
         items = [_numeric(f'Data provided to port "{name}", element #{i}', v) for i, v in enumerate(value)]
         if not items:
             return "list", []
-        want = items[0].ndim if rank is None else rank
-        if all(a.ndim == want for a in items):
+        shapes = {a.shape for a in items}
+        if rank is None and (len(shapes) > 1 or items[0].ndim > 0):
+            return ("list", items) if len(shapes) > 1 else ("array", np.stack(items))
+        if rank is not None and all(a.ndim == rank for a in items):
             return "list", items
+        if rank is not None and len(shapes) == 1 and items[0].ndim in (rank - 1, rank):
+            return "array", np.stack(items)  # one example (or a batch) written as nested lists
+        want = items[0].ndim if rank is None else rank
         ranks = {a.ndim for a in items}
         if len(ranks) > 1 or rank is not None and items[0].ndim != rank + 1:
             bad = next(i for i, a in enumerate(items) if a.ndim != want)
@@ -166,7 +174,7 @@ def _compiled(net: Layer, train: bool, seeded: bool) -> Any:
         stats = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
         symbols = _output_axes(net)
 
-        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any) -> Any:
+        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any, index: Any) -> Any:
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
             def one(x: Any, n: Any, r: Any, row: Any) -> Any:
@@ -174,8 +182,7 @@ def _compiled(net: Layer, train: bool, seeded: bool) -> Any:
                 needed = {s for axes in symbols.values() for _, s in axes}
                 return outputs, {s: lens[s] for s in needed}
 
-            rows = jax.numpy.arange(rngs.shape[0])
-            return jax.vmap(one)(inputs, lengths, rngs, rows)
+            return jax.vmap(one)(inputs, lengths, rngs, index)
 
         net._cache[key] = jax.jit(batch_apply)
     return net._cache[key]
@@ -212,21 +219,32 @@ def _place(tree: Any, devices: Sequence[Any]) -> Any:
     return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
 
 
-def _call(net: Layer, inputs: dict, lengths: dict, train: bool, seed: int | None,
-          devices: Sequence[Any]) -> tuple[dict, dict]:
-    rows = next(iter(inputs.values())).shape[0] if inputs else next(iter(lengths.values()), np.zeros(1)).shape[0]
+def _pad_rows(tree: dict, extra: int) -> dict:
+    return {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in tree.items()}
+
+
+def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: bool,
+          seed: int | None, devices: Sequence[Any], batch_number: int = 0) -> tuple[dict, dict]:
+    """Run one padded batch; ``index``: each row's example number (seeds layer randomness),
+    ``batch_number``: distinguishes the batches of one call for a call seed."""
+    rows = len(index)
+    extra = -rows % len(devices)  # rows divide evenly across devices
+    if extra:
+        inputs, lengths = _pad_rows(inputs, extra), _pad_rows(lengths, extra)
+        index = np.concatenate([index, np.zeros(extra, np.int32)])
     seeded = train and seed is not None
     if seeded:
-        rngs = jax.random.split(jax.random.key(seed), rows)
+        rngs = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch_number), rows + extra)
     elif train:  # layers with their own seed repeat; the others get fresh randomness
-        rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows)
+        rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
     else:
-        rngs = np.zeros((rows,), np.uint32)  # unused in evaluation mode; no eager JAX op
+        rngs = np.zeros((rows + extra,), np.uint32)  # unused in evaluation mode; no eager JAX op
     fn = _compiled(net, train, seeded)
     net._cache["stats"]["calls"] += 1
-    outputs, out_lengths = fn(_placed_params(net, devices), *_place((inputs, lengths, rngs), devices))
-    return ({k: np.asarray(v) for k, v in outputs.items()},
-            {k: np.asarray(v) for k, v in out_lengths.items()})
+    placed = _place((inputs, lengths, rngs, index.astype(np.int32)), devices)
+    outputs, out_lengths = fn(_placed_params(net, devices), *placed)
+    return ({k: np.asarray(v)[:rows] for k, v in outputs.items()},
+            {k: np.asarray(v)[:rows] for k, v in out_lengths.items()})
 
 
 # ------------------------------------------------------------------------ entry
@@ -241,7 +259,8 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
     if "initialized" not in net._cache:
         require_initialized(net)
         net._cache["initialized"] = True
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                   or batch_size < 1):
         raise InputDataError(f"batch_size must be a positive int; found {batch_size!r}.")
     devices = resolve_devices(target_device)
     given = _as_dict(net, data)
@@ -292,7 +311,7 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
     lens = {s: np.full((rows,), n, np.int32) for s, n in lengths.items()}
     if not arrays and not lens:
         lens = {"": np.zeros((1,), np.int32)}
-    outputs, _ = _call(net, arrays, lens, train, seed, devices)
+    outputs, _ = _call(net, arrays, lens, np.arange(rows, dtype=np.int32), train, seed, devices)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
     return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
@@ -307,7 +326,8 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     if count == 0:
         return []
     if _needs_data_shapes(net):
-        net = _fit_to_data(net, {n: v[0] for n, v in given.items()})
+        varying = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
+        net = _fit_to_data(net, {n: v[0] for n, v in given.items()}, varying)
     types = {n: net.inference.port((), n) for n in net.input_names}
     examples = []
     for i in range(count):
@@ -326,16 +346,14 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     results: list[Any] = [None] * count
     bar = Progress(count, progress if progress is not None else count >= 2000)
     out_axes = _output_axes(net)
-    for indices in plan(examples, batch_size):
+    shapes_seen = net._cache.setdefault("padded_shapes", set())
+    for number, indices in enumerate(plan(examples, batch_size)):
         batch = [examples[i] for i in indices]
-        inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size)
-        if rows % len(devices):
-            extra = len(devices) - rows % len(devices)
-            inputs = {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in inputs.items()}
-            lengths = {k: np.concatenate([v, np.zeros(extra, np.int32)]) for k, v in lengths.items()}
+        inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
         if not inputs and not lengths:
             lengths = {"": np.zeros((rows,), np.int32)}
-        outputs, out_lengths = _call(net, inputs, lengths, train, seed, devices)
+        index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
+        outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number)
         for row, i in enumerate(indices):
             one = unpad(outputs, out_lengths, out_axes, row)
             results[i] = one[net.output_names[0]] if len(one) == 1 else one
