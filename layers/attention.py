@@ -92,7 +92,7 @@ def _lower_dot_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
 
 @register(BilinearScoringLayer)
 def _lower_bilinear_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
-    return {"Output": jnp.dot(inputs["Query"], ctx.params["Weights"] @ inputs["Input"])}
+    return {"Output": jnp.dot(inputs["Query"], inputs["Input"] @ ctx.params["Weights"].T)}
 
 
 @functools.singledispatch
@@ -109,7 +109,7 @@ def _dot_transform(scoring: Any, ctx: LowerContext) -> Any:
 
 @key_transform.register(BilinearScoringLayer)
 def _bilinear_transform(scoring: Any, ctx: LowerContext) -> Any:
-    return lambda key: ctx.params["Weights"] @ key
+    return lambda key: key @ ctx.params["Weights"].T  # vmapped over keys: batch axis first
 
 
 SCORING_NETS = {"Dot": DotScoringLayer, "Bilinear": BilinearScoringLayer}
@@ -353,18 +353,33 @@ def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tu
 
 
 def _scores(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, queries: jax.Array) -> jax.Array:
-    """Scores (H, M, P) from keys (H, P, k) and queries (H, M, q)."""
+    """Scores (M, P) of one head from keys (P, k) and queries (M, q)."""
     scoring_ctx = ctx.child("ScoringNet")
     transform = key_transform(layer.scoring_net, scoring_ctx) if layer.options.fast_path else None
     if transform is not None:
-        transformed = jax.vmap(jax.vmap(transform))(keys)
-        return jnp.einsum("hmq,hpq->hmp", queries, transformed)
+        return queries @ jax.vmap(transform)(keys).T
 
     def score(key: jax.Array, query: jax.Array) -> jax.Array:
         return lower_layer(layer.scoring_net, scoring_ctx, {"Input": key, "Query": query})["Output"]
 
-    per_pair = jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))  # (M, P)
-    return jax.vmap(per_pair)(keys, queries)
+    return jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))(keys, queries)
+
+
+def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
+            queries: jax.Array, visible: Optional[jax.Array], key: Optional[jax.Array]) -> tuple:
+    """One head: output (M, v) and weights (M, P) from keys (P, k), values (P, v), queries
+    (M, q); ``visible`` (M, P) or None; ``key`` a dropout key or None."""
+    scores = _scores(layer, ctx, keys, queries)
+    rescaling = layer.options.score_rescaling
+    if rescaling == "DimensionSqrt":
+        scores = scores / jnp.sqrt(jnp.asarray(keys.shape[-1], scores.dtype))
+    elif rescaling == "LengthSqrt":
+        seen = (jnp.full((scores.shape[0], 1), keys.shape[0]) if visible is None
+                else jnp.maximum(jnp.sum(visible, axis=-1, keepdims=True), 1))
+        scores = scores / jnp.sqrt(seen.astype(scores.dtype))
+    weights = masked_softmax(scores, -1, visible)
+    used = weights if key is None else dropout(weights, layer.options.dropout, key)
+    return used @ values, weights
 
 
 @register(AttentionLayer)
@@ -373,33 +388,24 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     key, value, query = inputs["Key"], inputs["Value"], inputs["Query"]
     kpos, qpos = key.shape[: key.ndim - 1 - h], query.shape[: query.ndim - 1 - h]
     P, M = math.prod(kpos), math.prod(qpos)
-    heads = key.shape[-2] if h else 1
-
-    def per_head(x: jax.Array, count: int) -> jax.Array:  # (count, [H,] c) -> (H, count, c)
-        return jnp.moveaxis(x.reshape(count, heads, x.shape[-1]), 1, 0)
-
-    keys, values, queries = per_head(key, P), per_head(value, P), per_head(query, M)
-    scores = _scores(layer, ctx, keys, queries)
-    visible = _visibility(layer, ctx, inputs, kpos, qpos)
-    rescaling = layer.options.score_rescaling
-    if rescaling == "DimensionSqrt":
-        scores = scores / jnp.sqrt(jnp.asarray(key.shape[-1], scores.dtype))
-    elif rescaling == "LengthSqrt":
-        count = jnp.full((M, P), True) if visible is None else visible
-        seen = jnp.maximum(jnp.sum(count, axis=-1, keepdims=True), 1).astype(scores.dtype)
-        scores = scores / jnp.sqrt(seen)[None]
-    mask = None if visible is None else jnp.broadcast_to(visible[None], scores.shape)
-    weights = masked_softmax(scores, -1, mask)
-    used = weights
-    if ctx.train and layer.options.dropout > 0:
-        used = dropout(weights, layer.options.dropout, ctx.key(layer.options.seed))
+    keys = key.reshape((P,) + key.shape[len(kpos):])  # (P, [H,] k)
+    values = value.reshape((P,) + value.shape[len(kpos):])
+    queries = query.reshape((M,) + query.shape[len(qpos):])
     padded = valid_positions(ctx, "Value", jnp.zeros(kpos, bool), tuple(range(len(kpos))))
     if padded is not None:  # junk in padding (even inf) must not leak through 0 * inf
-        values = jnp.where(padded.reshape(1, P, 1), values, jnp.zeros((), values.dtype))
-    out = jnp.einsum("hmp,hpv->mhv", used, values)
-    out = out.reshape(qpos + ((heads,) if h else ()) + (values.shape[-1],))
-    result = {"Output": out}
+        values = jnp.where(padded.reshape((P,) + (1,) * (values.ndim - 1)), values,
+                           jnp.zeros((), values.dtype))
+    visible = _visibility(layer, ctx, inputs, kpos, qpos)
+    drop = ctx.key(layer.options.seed) if ctx.train and layer.options.dropout > 0 else None
+    if h:  # heads: the same computation per head, vmapped over the penultimate axis
+        heads = key.shape[-2]
+        drops = None if drop is None else jax.random.split(drop, heads)
+        attend = lambda k, v, q, d: _attend(layer, ctx, k, v, q, visible, d)  # noqa: E731
+        out, weights = jax.vmap(attend, in_axes=(1, 1, 1, None if drops is None else 0),
+                                out_axes=(1, 1))(keys, values, queries, drops)
+    else:
+        out, weights = _attend(layer, ctx, keys, values, queries, visible, drop)
+    result = {"Output": out.reshape(qpos + out.shape[1:])}
     if "AttentionWeights" in layer.output_names:
-        w = jnp.moveaxis(weights, 0, 1)  # (M, H, P)
-        result["AttentionWeights"] = w.reshape(qpos + ((heads,) if h else ()) + kpos)
+        result["AttentionWeights"] = weights.reshape(qpos + weights.shape[1:-1] + kpos)
     return result

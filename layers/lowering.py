@@ -100,10 +100,10 @@ def lower_layer(layer: Any, ctx: LowerContext, inputs: dict[str, jax.Array]) -> 
     raise NetGraphError(f"no lowering is registered for {type(layer).__name__}.")
 
 
-def valid_mask(length: jax.Array | None, size: int) -> jax.Array | None:
-    """Boolean vector ``[size]``: True before ``length``; None when the axis is fixed."""
-    if length is None:
-        return None
+def valid_mask(length: jax.Array | int | None, size: int) -> jax.Array | None:
+    """Boolean vector ``[size]``: True before ``length``; None when nothing is masked."""
+    if length is None or (isinstance(length, int) and length >= size):
+        return None  # a length known to cover the axis masks nothing (and costs nothing)
     return jnp.arange(size) < length
 
 

@@ -29,7 +29,7 @@ from . import plot as _plot
 from .information import Information
 from .initialize import NetInitialize
 from .surgery import NetDrop, NetFlatten, NetTake
-from .lower import lower, params_of, with_params
+from .compiler import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
 
 Layer.services.update(evaluate=evaluate, plot=_plot.plot)

@@ -25,7 +25,7 @@ from shapes import Auto, Automatic, Index, InputDataError, Known, Real, Varying
 from shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
-from .lower import params_of, require_initialized, run
+from .compiler import params_of, require_initialized, run
 
 
 # ------------------------------------------------------------------ checking data
@@ -308,10 +308,8 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
     if not is_batch:
         arrays = {n: a[None] for n, a in arrays.items()}
     rows = next(iter(arrays.values())).shape[0] if arrays else 1
-    lens = {s: np.full((rows,), n, np.int32) for s, n in lengths.items()}
-    if not arrays and not lens:
-        lens = {"": np.zeros((1,), np.int32)}
-    outputs, _ = _call(net, arrays, lens, np.arange(rows, dtype=np.int32), train, seed, devices)
+    # every example has its arrays' exact sizes: lengths stay static (read off the shapes)
+    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
     return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
@@ -350,8 +348,6 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     for number, indices in enumerate(plan(examples, batch_size)):
         batch = [examples[i] for i in indices]
         inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
-        if not inputs and not lengths:
-            lengths = {"": np.zeros((rows,), np.int32)}
         index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
         outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number)
         for row, i in enumerate(indices):

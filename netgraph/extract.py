@@ -17,7 +17,7 @@ from layers.scope import Inference, Path, show_path
 from shapes import Automatic, Known, PartSpecError, ShapeMismatchError
 
 from .graph import as_layer
-from .lower import shared_values
+from .compiler import shared_values
 
 
 def _child_name(layer: Layer, part: Any, path: Path) -> str | None:

@@ -17,7 +17,7 @@ from layers.base import ArraySpec, Layer
 from layers.scope import Inference, Path, show_path
 from shapes import AmbiguousShapeError, Known, SpecificationError
 
-from .lower import shared_values
+from .compiler import shared_values
 
 _METHODS = ("Kaiming", "Xavier")
 _DISTRIBUTIONS = ("Normal", "Uniform")

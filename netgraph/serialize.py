@@ -23,7 +23,7 @@ from layers.options import All, Inherited
 from shapes import Automatic, NetGraphError, Restricted, SerializationError
 
 from .graph import NetGraph
-from .lower import shared_values
+from .compiler import shared_values
 
 FORMAT = "netgraph"
 VERSION = 1

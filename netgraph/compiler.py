@@ -181,14 +181,15 @@ def require_initialized(net: Layer) -> None:
         )
 
 
-def input_lengths(net: Layer, inputs: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Lengths of the varying symbols of the input ports, read off the array sizes."""
+def input_lengths(net: Layer, inputs: Mapping[str, jax.Array]) -> dict[str, int]:
+    """Lengths of the varying symbols of the input ports, read off the array sizes (Python
+    ints: an exact-size example needs no masks)."""
     lengths: dict[str, jax.Array] = {}
     for name in net.input_names:
         dims = net.inference.port((), name).dims or ()
         for axis, dim in enumerate(dims):
             if isinstance(dim, Varying) and dim.symbol not in lengths:
-                lengths[dim.symbol] = jnp.asarray(jnp.shape(inputs[name])[axis], jnp.int32)
+                lengths[dim.symbol] = int(jnp.shape(inputs[name])[axis])  # static: no masks
     return lengths
 
 
@@ -249,5 +250,5 @@ def lower(net: Layer) -> Callable[..., dict[str, jax.Array]]:
               rng: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
         return run(net, params, check_example(net, inputs), lengths, rng, train)[0]
 
-    apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.lower."
+    apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.compiler."
     return apply
