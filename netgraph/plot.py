@@ -18,6 +18,7 @@ imported only for PNG).
 """
 from __future__ import annotations
 
+import abc
 import math
 import os
 from dataclasses import dataclass, field
@@ -146,7 +147,7 @@ def _clip(text: str, width: int = MAX_CHARS) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class Block:
+class Block(abc.ABC):
     """Something placed in a graph layout: a size, and where edges attach."""
 
     kind = "layer"
@@ -162,8 +163,9 @@ class Block:
     def exit(self, port: str) -> float:
         return _spread(self.w, self.outputs, port)
 
+    @abc.abstractmethod
     def draw(self, scene: Scene, x: float, y: float) -> None:
-        raise NotImplementedError
+        """Draw this block with its top-left corner at (x, y)."""
 
 
 def _spread(width: float, ports: Sequence[str], port: str) -> float:
