@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pydantic
 
-from shapes import Automatic, PortSpec, SpecificationError, parse_port_spec
+from shapes import Automatic, PortSpec, ShapeMismatchError, SpecificationError, parse_port_spec
 from shapes.solver import Origin
 
 _PACKAGE_DIRS = tuple(
@@ -366,3 +366,31 @@ class Layer(abc.ABC):
 
 def origin_of(layer: Layer, what: str) -> Origin:
     return Origin(what, layer.origin)
+
+
+def shared_values(net: Layer) -> dict[str, Any]:
+    """Every shared array (NetArray) name used in ``net`` with its value (None if not set);
+    users that disagree on the value are an error."""
+    found: dict[str, tuple[Any, tuple[str, ...]]] = {}
+
+    def walk(layer: Layer, path: tuple[str, ...]) -> None:
+        for local, name in layer.shared.items():
+            value = layer.arrays.get(local)
+            before = found.get(name)
+            if before is None or before[0] is None:
+                found[name] = (value, path + (local,))
+            elif value is not None and value is not before[0] and not np.array_equal(value, before[0]):
+                raise ShapeMismatchError(
+                    f'the shared array NetArray("{name}") has different values at '
+                    f"{_show(before[1])} and {_show(path + (local,))}.",
+                    hint="set it once with NetReplacePart(net, {NetArray(name): value}).",
+                )
+        for child_name, child in layer.children().items():
+            walk(child, path + (child_name,))
+
+    walk(net, ())
+    return {name: value for name, (value, _) in found.items()}
+
+
+def _show(path: tuple) -> str:
+    return "/".join(path) if path else "net"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from shapes import PortSpec, Restricted, Solver
+from shapes import NetGraphError, PortSpec, Restricted, Solver
 from shapes.porttype import PortType
 from shapes.solver import Origin
 
@@ -32,6 +32,7 @@ class _Cells:
     solver: Solver = field(default_factory=Solver)
     ports: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
     arrays: dict[tuple[Path, str], int] = field(default_factory=dict)
+    shared_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 class Scope:
@@ -148,12 +149,6 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     """Collect all constraints of ``layer``: its declared ports, given arrays and template."""
     for name, spec in layer.port_specs.items():
         scope.declare(name, spec, scope.origin(name, "declared port"))
-    for name, shared in getattr(layer, "shared", {}).items():
-        key = ((), f"SharedArrays/{shared}")
-        if key not in scope._cells.arrays:
-            scope._cells.arrays[key] = scope.solver.new_shape()
-        scope.solver.unify_shapes(scope._cells.arrays[key], scope.array(name),
-                                  f'the shared array NetArray("{shared}") used as {scope.where(name, "array")}')
     for name, arr in layer.arrays.items():
         if arr is not None:
             dims = scope.array_dims(name, arr.ndim)
@@ -163,6 +158,14 @@ def constrain(layer: "Layer", scope: Scope) -> None:
                     cell, int(size), origin, f"dimension {i + 1} of {scope.where(name, 'array')}"
                 )
     layer.template(scope)
+    for name, shared in getattr(layer, "shared", {}).items():
+        scope._cells.shared_users.setdefault(shared, []).append(
+            (scope.where(name, "array"), f"{show_path(scope.path)} ({layer.describe()})"))
+        key = ((), f"SharedArrays/{shared}")
+        if key not in scope._cells.arrays:
+            scope._cells.arrays[key] = scope.solver.new_shape()
+        scope.solver.unify_shapes(scope._cells.arrays[key], scope.array(name),
+                                  f'the shared array NetArray("{shared}") used as {scope.where(name, "array")}')
 
 
 @dataclass(frozen=True)
@@ -183,10 +186,20 @@ def infer(layer: "Layer") -> Inference:
     """Run shape inference over ``layer`` (and everything nested in it)."""
     cells = _Cells()
     root = Scope(cells, (), layer)
-    constrain(layer, root)
-    for name in (*layer.input_names, *layer.output_names):
-        root.port(name)
-    cells.solver.solve()
+    try:
+        constrain(layer, root)
+        for name in (*layer.input_names, *layer.output_names):
+            root.port(name)
+        cells.solver.solve()
+    except NetGraphError as err:
+        notes = [  # a conflict between users of one shared array: say which array they share
+            f'\n  note: {", ".join(a for a, _ in users)} are one shared array, NetArray("{name}")'
+            for name, users in cells.shared_users.items()
+            if len(users) > 1 and (any(a in err.message for a, _ in users)
+                                   or sum(layer in err.message for _, layer in users) > 1)]
+        if not notes:
+            raise
+        raise type(err)(err.message + "".join(notes), hint=err.hint) from err
     s = cells.solver
     ports = {
         key: PortType(s.resolve_shape(shape), s.resolve_elem(elem))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from layers.attention import key_transform
-from layers.base import Layer
+from layers.base import Layer, shared_values
 from layers.dot import DotLayer
 from layers.lowering import LowerContext, lower_layer, register
 from layers.scope import Path, show_path
@@ -87,30 +87,6 @@ def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
         return values[key_side]
 
     return transform
-
-
-def shared_values(net: Layer) -> dict[str, Any]:
-    """Every shared array (NetArray) name used in ``net`` with its value (None if not set);
-    users that disagree on the value are an error."""
-    found: dict[str, tuple[Any, Path]] = {}
-
-    def walk(layer: Layer, path: Path) -> None:
-        for local, name in layer.shared.items():
-            value = layer.arrays.get(local)
-            before = found.get(name)
-            if before is None or before[0] is None:
-                found[name] = (value, path + (local,))
-            elif value is not None and value is not before[0] and not np.array_equal(value, before[0]):
-                raise ShapeMismatchError(
-                    f'the shared array NetArray("{name}") has different values at '
-                    f"{show_path(before[1])} and {show_path(path + (local,))}.",
-                    hint="set it once with NetReplacePart(net, {NetArray(name): value}).",
-                )
-        for child_name, child in layer.children().items():
-            walk(child, path + (child_name,))
-
-    walk(net, ())
-    return {name: value for name, (value, _) in found.items()}
 
 
 def _own_params(layer: Layer) -> dict[str, Any]:

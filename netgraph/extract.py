@@ -11,13 +11,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from layers.base import Layer, NetArray
+from layers.base import Layer, NetArray, shared_values
 from layers.options import All
 from layers.scope import Inference, Path, show_path
 from shapes import Automatic, Known, PartSpecError, ShapeMismatchError
 
 from .graph import as_layer
-from .compiler import shared_values
 
 
 def _child_name(layer: Layer, part: Any, path: Path) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 import networkx as nx
 
-from layers.base import Layer, LayerOptions, user_site
+from layers.base import Layer, LayerOptions, shared_values, user_site
 from layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
 from layers.linear import LinearLayer
 from layers.scope import Scope, constrain, show_path
@@ -100,6 +100,9 @@ def _named_layers(layers: Any) -> dict[str, Layer]:
         )
     if not items:
         raise SpecificationError("NetGraph objects must contain at least one layer.")
+    if any(name == "SharedArrays" for name, _ in items):
+        raise SpecificationError('"SharedArrays" is reserved (the params of shared arrays); '
+                                 "give the layer another name.")
     return {name: as_layer(spec, f'layer "{name}"') for name, spec in items}
 
 
@@ -244,6 +247,7 @@ class NetGraph(Layer):
             specs[name] = parse_port_spec(spec, f'{self.type_name} port "{name}"')
         object.__setattr__(self, "port_specs", specs)
         self.inference  # shape inference runs at construction
+        shared_values(self)  # users of one shared array agree on its value
 
     @staticmethod
     def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:

@@ -13,11 +13,10 @@ import zlib
 
 import numpy as np
 
-from layers.base import ArraySpec, Layer
+from layers.base import ArraySpec, Layer, shared_values
 from layers.scope import Inference, Path, show_path
 from shapes import AmbiguousShapeError, Known, SpecificationError
 
-from .compiler import shared_values
 
 _METHODS = ("Kaiming", "Xavier")
 _DISTRIBUTIONS = ("Normal", "Uniform")

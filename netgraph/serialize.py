@@ -10,6 +10,7 @@ Loading runs no code from the file: layer types are looked up in the layer regis
 """
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 from typing import Any, Mapping, Optional
@@ -18,12 +19,11 @@ import numpy as np
 import pydantic
 
 from layers.aggregation import Span
-from layers.base import Layer, NetArray
+from layers.base import Layer, NetArray, shared_values
 from layers.options import All, Inherited
 from shapes import Automatic, NetGraphError, Restricted, SerializationError
 
 from .graph import NetGraph
-from .compiler import shared_values
 
 FORMAT = "netgraph"
 VERSION = 1
@@ -111,7 +111,12 @@ def _port_to_json(spec: Any, where: str) -> Any:
     return element_to_json(user)
 
 
+MAX_RANK = 256
+
+
 def _port_from_json(value: Any) -> Any:
+    if isinstance(value, list) and len(value) > MAX_RANK:
+        raise SerializationError(f"a port spec of rank {len(value)} exceeds the limit of {MAX_RANK}.")
     if isinstance(value, list):
         return tuple(element_from_json(_from_json(e)) for e in value)
     return element_from_json(_from_json(value))
@@ -143,19 +148,31 @@ def to_config(net: Layer, path: str = "net") -> dict[str, Any]:
     return config
 
 
-def _build(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tuple[str, ...]) -> Layer:
+def _build(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tuple[str, ...] = ()) -> Layer:
+    """Rebuild a net from a validated record; any failure is a SerializationError."""
+    try:
+        return _build_layer(config, arrays, path)
+    except SerializationError:
+        raise
+    except (NetGraphError, KeyError, ValueError, TypeError, RecursionError) as err:
+        raise SerializationError(f"cannot rebuild the net: {type(err).__name__}: {err}") from err
+
+
+def _build_layer(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tuple[str, ...]) -> Layer:
     cls = Layer.registry.get(config.type)
     shown = "/".join(path) or "net"
-    if cls is None:
+    if cls is None or inspect.isabstract(cls):
         raise SerializationError(
             f'unknown layer type "{config.type}" at {shown}.',
             hint="the file was written by a newer netgraph, or names a layer not registered here.",
         )
-    children = {k: _build(c, arrays, path + (k,)) for k, c in config.children.items()}
+    children = {k: _build_layer(c, arrays, path + (k,)) for k, c in config.children.items()}
     given: dict[str, Any] = {n: None for n in config.removed}
     prefix = "/".join(path + ("",)) if path else ""
     for key, value in arrays.items():
         if key.startswith(prefix) and "/" not in key[len(prefix):]:
+            if key[len(prefix):] in config.removed:
+                raise SerializationError(f'array "{key}" is stored, but the record removes it.')
             given[key[len(prefix):]] = value
     for local, name in config.shared.items():
         given[local] = NetArray(name, arrays.get(f"SharedArrays/{name}"))
@@ -196,10 +213,9 @@ def from_config(config: Mapping[str, Any]) -> Layer:
         raise SerializationError(f"the structure is nested deeper than {MAX_DEPTH} levels.")
     try:
         parsed = LayerConfig.model_validate(config)
-    except pydantic.ValidationError as err:
-        raise SerializationError(f"invalid net structure: {err.errors()[0]['msg']} at "
-                                 f"{'/'.join(map(str, err.errors()[0]['loc']))}.") from err
-    return _build(parsed, {}, ())
+    except (pydantic.ValidationError, RecursionError) as err:
+        raise SerializationError(f"invalid net structure: {err}") from err
+    return _build(parsed, {})
 
 
 # ------------------------------------------------------------------------- files
@@ -227,8 +243,8 @@ def load(path: Any) -> Layer:
     """Read a net written by :func:`save`; a damaged or hostile file raises
     SerializationError (nothing in the file is executed)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "__netgraph__" not in data.files:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile) or "__netgraph__" not in data.files:
                 raise SerializationError(f"{path} is not a netgraph file (no structure record).")
             raw = data["__netgraph__"]
             if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_JSON_BYTES:
@@ -237,8 +253,12 @@ def load(path: Any) -> Layer:
             arrays = {k[len("array:"):]: data[k] for k in data.files if k.startswith("array:")}
     except SerializationError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, KeyError) as err:
-        raise SerializationError(f"{path} is truncated, damaged or not a netgraph file ({err}).") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, KeyError,
+            RecursionError, AttributeError, TypeError) as err:
+        # NumPy's own text may suggest unpickling; never pass that advice on
+        raise SerializationError(
+            f"{path} is truncated, damaged or not a netgraph file ({type(err).__name__})."
+        ) from err
     if _depth(document, MAX_DEPTH + 8) > MAX_DEPTH + 8:
         raise SerializationError(f"{path}: the structure is nested deeper than {MAX_DEPTH} levels.")
     try:
@@ -259,7 +279,11 @@ def load(path: Any) -> Layer:
             raise SerializationError(
                 f'{path}: array "{key}" has shape {arr.shape}; the record says {tuple(header.arrays[key])}.'
             )
-    return _build(header.net, arrays, ())
+    net = _build(header.net, arrays)
+    unused = set(arrays) - set(_arrays(net))
+    if unused:
+        raise SerializationError(f"{path}: arrays stored for no layer of the net: {sorted(unused)}.")
+    return net
 
 
 __all__ = ["from_config", "load", "save", "to_config"]
