@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
 
 from shapes import Automatic
 from shapes import rules
@@ -69,7 +71,10 @@ def _lower_linear(layer: LinearLayer, ctx: Any, inputs: dict) -> dict:
     out_shape = ctx.shape("Output")
     # x @ W.T (not W @ x): under vmap this keeps the batch axis first, which XLA's CPU
     # backend turns into the same kernels as a hand-written batched matmul (forward and grad).
-    y = inputs["Input"].reshape(-1) @ ctx.params["Weights"].T
+    x, w = inputs["Input"].reshape(-1), ctx.params["Weights"]
+    # one output (a score): an elementwise product and a sum fuses with its producers into
+    # one kernel (attention scoring nets); otherwise a matrix product
+    y = jnp.sum(x * w[0], keepdims=True) if w.shape[0] == 1 else x @ w.T
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape(-1)
     return {"Output": y.reshape(out_shape)}
