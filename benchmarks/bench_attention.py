@@ -50,12 +50,10 @@ os.environ["KERAS_BACKEND"] = "jax"  # must be set before keras is imported
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -69,6 +67,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 
 import netgraph as ng  # noqa: E402
+from timing import block, paired_ratio, timed_rounds  # noqa: E402
 
 # ----------------------------------------------------------------------------- settings
 BATCH, TQ, TV, DIM = 32, 128, 128, 64
@@ -87,57 +86,18 @@ QUICK = {"budget_s": 0.3, "min_reps": 3, "max_reps": 20, "warmup_s": 0.1, "max_w
 
 
 # ------------------------------------------------------------------------------ timing
-def block(tree: Any) -> Any:
-    return jax.tree_util.tree_map(
-        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, tree
-    )
-
-
 def time_interleaved(fns: dict[str, Callable[[], Any]], cfg: dict, budget_s: float | None = None
                      ) -> dict[str, Any]:
     """Median seconds per call of each zero-argument function, timed in interleaved rounds.
     Warm-up rounds and the number of timed rounds follow from the time of one round."""
-    names = list(fns)
     t0 = time.perf_counter()
-    for name in names:                      # first warm-up round (everything is compiled already)
-        block(fns[name]())
+    for fn in fns.values():                 # first warm-up round (everything is compiled already)
+        block(fn())
     round_s = max(time.perf_counter() - t0, 1e-6)
     warmup = int(min(cfg["max_warmup"], max(1, cfg["warmup_s"] / round_s)))
-    for _ in range(warmup - 1):
-        for name in names:
-            block(fns[name]())
     budget = cfg["budget_s"] if budget_s is None else budget_s
     reps = int(min(cfg["max_reps"], max(cfg["min_reps"], budget / round_s)))
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for rep in range(reps):
-            # rotate and flip the order, so that every implementation runs right after every
-            # other one equally often (a heavy call can slow down the call that follows it)
-            k = rep % len(names)
-            order = names[k:] + names[:k]
-            if (rep // len(names)) % 2:
-                order = order[::-1]
-            for name in order:
-                fn = fns[name]
-                t = time.perf_counter()
-                block(fn())
-                samples[name].append(time.perf_counter() - t)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return {
-        n: {"median_s": statistics.median(s), "min_s": min(s),
-            "p90_s": float(np.percentile(s, 90)), "reps": len(s), "warmup": warmup,
-            "samples": s}
-        for n, s in samples.items()
-    }
-
-
-def paired_ratio(a: list[float], b: list[float]) -> float:
-    """Median over rounds of a[i] / b[i] (a robust ratio for interleaved samples)."""
-    return statistics.median(x / y for x, y in zip(a, b))
+    return timed_rounds(fns, reps, warmup - 1)
 
 
 def ratio(res: dict, num: str, den: str) -> dict:

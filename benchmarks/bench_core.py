@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import netgraph as ng
+from timing import block, paired_ratio, timed_rounds
 
 # ----------------------------------------------------------------------------- settings
 BATCH = 256
@@ -52,47 +53,9 @@ QUICK = {"forward_reps": 20, "grad_reps": 10, "call_reps": 10, "tiny_reps": 50,
 
 
 # ------------------------------------------------------------------------------ timing
-def block(tree: Any) -> Any:
-    return jax.tree_util.tree_map(
-        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, tree
-    )
-
-
 def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> dict[str, Any]:
     """Median seconds per call of each zero-argument function, timed in interleaved rounds."""
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            block(fns[name]())
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for rep in range(reps):
-            order = names if rep % 2 == 0 else names[::-1]
-            for name in order:
-                fn = fns[name]
-                t0 = time.perf_counter()
-                block(fn())
-                samples[name].append(time.perf_counter() - t0)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return {
-        n: {
-            "median_s": statistics.median(s),
-            "min_s": min(s),
-            "p90_s": float(np.percentile(s, 90)),
-            "reps": len(s),
-            "samples": s,
-        }
-        for n, s in samples.items()
-    }
-
-
-def paired_ratio(a: list[float], b: list[float]) -> float:
-    """Median over rounds of a[i] / b[i] (a robust ratio for interleaved samples)."""
-    return statistics.median(x / y for x, y in zip(a, b))
+    return timed_rounds(fns, reps, warmup)
 
 
 # ---------------------------------------------------------------------- the graph
