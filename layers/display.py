@@ -164,20 +164,6 @@ def total(entries: list[ArrayEntry], what: str) -> int | None:
     return None if any(v is None for v in values) else sum(values)
 
 
-def array_count(layer: "Layer", inference: Any, path: Path) -> int | None:
-    """Number of learnable elements of ``layer`` (at ``path`` in the net ``inference``
-    describes) and its sub-nets; None if a shape is unknown."""
-    return total(array_table(layer, inference, path), "element_count")
-
-
-# ----------------------------------------------------------------------------- text
-def port_text(inference: Any, path: Path, name: str) -> str:
-    """``Input {"Varying", 8}``; ``?`` when inference has no record of the port."""
-    try:
-        return f"{name} {inference.port(path, name)}"
-    except KeyError:
-        return f"{name} ?"
-
 
 def clip(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters, ending in "..." when cut."""
@@ -350,7 +336,7 @@ def layer_repr(layer: "Layer") -> str:
 
 
 __all__ = [
-    "ArrayEntry", "array_count", "array_table", "byte_text", "is_container", "iter_layers",
+    "ArrayEntry", "array_table", "byte_text", "is_container", "iter_layers",
     "layer_repr", "leaf_layers", "ordered_children", "port_items", "port_list", "port_text",
     "show_path", "summary", "summary_lines", "total", "unique_arrays",
 ]

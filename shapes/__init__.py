@@ -1,5 +1,5 @@
 """Dimension types, element types, user shape specs and the constraint solver."""
-from .dims import Auto, Automatic, Dim, Known, Varying, dim_to_user, is_fully_known
+from .dims import Auto, Automatic, Dim, Known, Varying, dim_to_user
 from .elements import Element, Index, Integer, Real, Restricted
 from .errors import (
     AmbiguousShapeError,
@@ -22,5 +22,5 @@ __all__ = [
     "ElementTypeError", "Index", "InputDataError", "Integer", "Known", "NetConnectionError",
     "NetGraphError", "Origin", "PartSpecError", "PortSpec", "SerializationError", "Real", "Restricted",
     "ShapeMismatchError", "Solver", "SpecificationError", "Sym", "UninitializedError",
-    "Varying", "dim_to_user", "is_fully_known", "parse_port_spec",
+    "Varying", "dim_to_user", "parse_port_spec",
 ]

@@ -76,8 +76,3 @@ def dim_to_user(dim: Dim) -> object:
     if isinstance(dim, Varying):
         return "Varying"
     return Automatic
-
-
-def is_fully_known(dims: tuple[Dim, ...] | None) -> bool:
-    """True when ``dims`` has a known rank and no ``Auto`` entry (``Varying`` is allowed)."""
-    return dims is not None and not any(isinstance(d, Auto) for d in dims)

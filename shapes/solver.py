@@ -57,12 +57,6 @@ class Sym:
         return f"Sym({self.name})"
 
 
-def _show_dim(value: object) -> str:
-    if isinstance(value, Sym):
-        return '"Varying"'
-    return "Automatic" if value is None else str(value)
-
-
 def _show_elem(value: object) -> str:
     if isinstance(value, tuple):
         return "an index (Integer in a range)"
@@ -339,4 +333,4 @@ class Solver:
         return Integer() if v == "Integer" else Real()
 
 
-__all__ = ["Origin", "Solver", "Sym", "Where", "_show_dim"]
+__all__ = ["Origin", "Solver", "Sym", "Where"]
