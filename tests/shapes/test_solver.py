@@ -428,14 +428,20 @@ class _UnionFind:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _dim_model(values, pairs):
-    """Expected outcome: None for a conflict, else per cell ("K", n) | ("V", comp) | ("A", comp)."""
+def _components(values, pairs):
+    """The union-find of ``pairs`` over the cells, and each component's values by root."""
     uf = _UnionFind(len(values))
     for a, b in pairs:
         uf.union(a, b)
     comps = {}
     for i, v in enumerate(values):
         comps.setdefault(uf.find(i), []).append(v)
+    return uf, comps
+
+
+def _dim_model(values, pairs):
+    """Expected outcome: None for a conflict, else per cell ("K", n) | ("V", comp) | ("A", comp)."""
+    uf, comps = _components(values, pairs)
     out = []
     for i in range(len(values)):
         vs = comps[uf.find(i)]
@@ -508,12 +514,7 @@ elem_values = st.one_of(
 
 
 def _elem_model(values, pairs):
-    uf = _UnionFind(len(values))
-    for a, b in pairs:
-        uf.union(a, b)
-    comps = {}
-    for i, v in enumerate(values):
-        comps.setdefault(uf.find(i), []).append(v)
+    uf, comps = _components(values, pairs)
     out = []
     for i in range(len(values)):
         vs = [v for v in comps[uf.find(i)] if v is not None]
