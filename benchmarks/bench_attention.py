@@ -272,9 +272,9 @@ def patched_lowering() -> Any:
 
     With 1, 2 and 4, XLA's CPU backend compiles single-head attention to the same kernels as the
     hand-written version (one fused kernel for the forward pass)."""
-    import layers.attention as A
-    import layers.linear as LIN
-    import layers.lowering as L
+    import netgraph.layers.attention as A
+    import netgraph.layers.linear as LIN
+    import netgraph.layers.lowering as L
     NL = sys.modules["netgraph.compiler"]      # (netgraph.compiler the attribute is the function)
     original = L.lower_layer.dispatch(A.AttentionLayer)
     original_linear = L.lower_layer.dispatch(LIN.LinearLayer)
@@ -287,7 +287,7 @@ def patched_lowering() -> Any:
         return saved_valid_mask(length, size)
 
     def input_lengths(net: Any, inputs: Any) -> dict:
-        from shapes import Varying
+        from netgraph.shapes import Varying
         lengths: dict = {}
         for name in net.input_names:
             for axis, dim in enumerate(net.inference.port((), name).dims or ()):

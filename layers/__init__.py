@@ -9,6 +9,8 @@ from .dropout import DropoutLayer
 from .elementwise import ElementwiseLayer
 from .embedding import EmbeddingLayer
 from .linear import LinearLayer
+from .normalization import BatchNormalizationLayer
+from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
@@ -17,9 +19,10 @@ from .softmax import SoftmaxLayer
 from .threading import ThreadingLayer, TotalLayer
 
 __all__ = [
-    "AggregationLayer", "All", "AttentionLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
+    "AggregationLayer", "All", "AttentionLayer", "BatchNormalizationLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
     "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
     "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
     "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
+    "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional, Union
 import jax.numpy as jnp
 import pydantic
 
-from shapes import ShapeMismatchError, SpecificationError
+from ..errors import ShapeMismatchError, SpecificationError
 
 from .base import Layer, LayerOptions
 from .lowering import register, valid_positions

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import pydantic
 
-from shapes import ShapeMismatchError, SpecificationError
+from ..errors import ShapeMismatchError, SpecificationError
 
 from .base import ArraySpec, Layer, LayerOptions, user_site
 from .dropout import dropout
@@ -141,6 +141,8 @@ Mask = Union[None, Literal["Causal"], tuple[Literal["Causal"], pydantic.Positive
 
 class AttentionLayer(Layer):
     """Attention with any scoring net; see the module docstring for ports and options."""
+
+    child_feeds = {"ScoringNet": {"Input": "Key", "Query": "Query"}}
 
     class Options(LayerOptions):
         mask: Mask = None
@@ -277,7 +279,7 @@ class AttentionLayer(Layer):
         return key, value, positions
 
     def _fixed_position(self, scope: Any, dim: int) -> None:
-        from shapes import Sym
+        from ..shapes import Sym
 
         if isinstance(scope.solver.dim(dim), Sym):
             raise ShapeMismatchError(
@@ -336,11 +338,11 @@ def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tu
     if keys is not None:
         both(jnp.broadcast_to(keys.reshape(1, P), (M, P)))
     if "KeyMask" in inputs:
-        both(jnp.broadcast_to((inputs["KeyMask"] != 0).reshape(1, P), (M, P)))
+        both(jnp.broadcast_to(jnp.asarray(inputs["KeyMask"], bool).reshape(1, P), (M, P)))
     if "QueryMask" in inputs:
-        both(jnp.broadcast_to((inputs["QueryMask"] != 0).reshape(M, 1), (M, P)))
+        both(jnp.broadcast_to(jnp.asarray(inputs["QueryMask"], bool).reshape(M, 1), (M, P)))
     if "AttentionMask" in inputs:
-        both(inputs["AttentionMask"].reshape(M, P) != 0)
+        both(jnp.asarray(inputs["AttentionMask"], bool).reshape(M, P))
     causal = layer.options.mask
     if causal is not None:
         i = jnp.arange(M)[:, None]

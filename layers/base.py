@@ -23,13 +23,18 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pydantic
 
-from shapes import Automatic, PortSpec, ShapeMismatchError, SpecificationError, parse_port_spec
-from shapes.solver import Origin
+from ..shapes import Automatic, PortSpec, parse_port_spec
+from ..errors import ShapeMismatchError, SpecificationError
+from ..shapes.solver import Origin
+from .scope import show_path
+from .tree import iter_layers
 
+# netgraph, netgraph.layers and netgraph.shapes: separate folders in an editable install.
+_ROOT_PACKAGE = __name__.split(".")[0]
 _PACKAGE_DIRS = tuple(
-    os.path.dirname(os.path.abspath(p))
-    for p in (__file__, sys.modules["shapes"].__file__)
-) + (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "netgraph"),)
+    os.path.dirname(os.path.abspath(sys.modules[name].__file__)) + os.sep
+    for name in (_ROOT_PACKAGE, f"{_ROOT_PACKAGE}.layers", f"{_ROOT_PACKAGE}.shapes")
+)
 
 
 def user_site() -> str | None:
@@ -67,14 +72,15 @@ class NetArray:
 class ArraySpec:
     """A learnable array: how to initialise it and whether ``Name=None`` may remove it.
 
-    ``init``: "weights" (Kaiming/Xavier with fan-in over ``fan_in_axes``), "zeros", "ones",
-    or "normal" (standard normal, as embeddings).
+    ``init``: "weights" (Kaiming/Xavier: fan-in the product of all dimensions but the first),
+    "zeros", "ones", or "normal" (standard normal, as embeddings). ``trainable`` False marks
+    layer state (moving statistics): an ordinary array of the net that gets no gradient and
+    is updated by the training step from the values the lowering reports.
     """
 
     init: str = "weights"
-    fan_in_axes: tuple[int, ...] = (1,)
-    fan_out_axes: tuple[int, ...] = (0,)
     optional: bool = False
+    trainable: bool = True
 
 
 INITIALIZERS = ("Zeros", "Ones", "Normal")
@@ -92,6 +98,14 @@ class Layer(abc.ABC):
     Options: ClassVar[type[LayerOptions]] = LayerOptions
     type_name: ClassVar[str]
     registry: ClassVar[dict[str, type["Layer"]]] = {}
+    is_container: ClassVar[bool] = False
+    """True for pure containers, whose computation is entirely their sub-nets' (graphs,
+    chains, NetMapOperator); AttentionLayer holds a sub-net but computes itself."""
+    child_feeds: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    """How a layer that computes itself feeds its sub-nets: sub-net -> {sub-net input: the
+    layer input whose producer feeds it} (for the data-flow graph of ``Information``)."""
+    child_caption: ClassVar[str] = ""
+    """Appended to the caption of the sub-net in the picture (", applied to each element")."""
 
     options: LayerOptions
     arrays: Mapping[str, np.ndarray | None]
@@ -101,6 +115,14 @@ class Layer(abc.ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.type_name = cls.__name__
+        known = Layer.registry.get(cls.__name__)
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise SpecificationError(
+                f"a layer class named {cls.__name__!r} is already registered "
+                f"({known.__module__}.{known.__qualname__}); layer type names are unique, "
+                "because saved nets refer to layers by type name.",
+                hint=f"give the class {cls.__module__}.{cls.__qualname__} another name.",
+            )
         Layer.registry[cls.__name__] = cls
 
     # ------------------------------------------------------------------ construction
@@ -111,7 +133,7 @@ class Layer(abc.ABC):
     def _build(self, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
         """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options)."""
         object.__setattr__(self, "origin", user_site())
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_inference", None)
         option_values = dict(options)
         port_kw, array_kw = {}, {}
         for key, value in kwargs.items():
@@ -168,11 +190,18 @@ class Layer(abc.ABC):
         try:
             return self.Options(**values)
         except pydantic.ValidationError as err:
-            first = err.errors()[0]
+            errors = err.errors()
+            first = errors[0]
             field = str(first["loc"][0]) if first["loc"] else "options"
             received = values.get(first["loc"][0]) if first["loc"] else values
+            # pydantic says "Input should ..." - but "Input" is a port name here; a union
+            # option (an int, a tuple or Automatic) reports each form it would accept
+            reasons = list(dict.fromkeys(
+                e["msg"].replace("Input should", "the value should", 1)
+                for e in errors if e["loc"][:1] == first["loc"][:1]))
+            shown = "; or ".join(reasons[:4]) + ("; ..." if len(reasons) > 4 else "")
             raise SpecificationError(
-                f"{self.type_name}: invalid value for option {field!r}: {first['msg']}. "
+                f"{self.type_name}: invalid value for option {field!r}: {shown}. "
                 f"Received: {field}={received!r}"
             ) from err
 
@@ -219,8 +248,9 @@ class Layer(abc.ABC):
         """A copy with some options, arrays or port specs replaced (validated again)."""
         new = object.__new__(type(self))
         for key, value in self.__dict__.items():
-            object.__setattr__(new, key, value)
-        object.__setattr__(new, "_cache", {})
+            if key != "_evaluation":  # what evaluating this net cached is not copied
+                object.__setattr__(new, key, value)
+        object.__setattr__(new, "_inference", None)
         if options:
             merged = {**self.options.model_dump(), **options}
             object.__setattr__(new, "options", new._validate(merged))
@@ -308,11 +338,11 @@ class Layer(abc.ABC):
     @property
     def inference(self) -> Any:
         """The solved types of every port and array (a :class:`layers.scope.Inference`)."""
-        if "inference" not in self._cache:
+        if self._inference is None:
             from .scope import infer
 
-            self._cache["inference"] = infer(self)
-        return self._cache["inference"]
+            object.__setattr__(self, "_inference", infer(self))
+        return self._inference
 
     @property
     def input_ports(self) -> dict[str, object]:
@@ -328,28 +358,25 @@ class Layer(abc.ABC):
         """Inferred :class:`~shapes.porttype.PortType` of every port of this net."""
         return {n: self.inference.port((), n) for n in (*self.input_names, *self.output_names)}
 
-    # ------------------------------------------------- services provided by netgraph
-    # Evaluation and drawing live in the netgraph package, above this one; it registers
-    # them here at import (``layers`` never imports ``netgraph``).
-    services: ClassVar[dict[str, Any]] = {}
-
-    def _service(self, name: str) -> Any:
-        if name not in Layer.services:
-            raise RuntimeError(f"import netgraph to use {name}")
-        return Layer.services[name]
-
+    # ------------------------------------------- tools of the netgraph package above
+    # Evaluation, drawing and the summary live in ``netgraph``, which imports this package;
+    # the methods import them when called (as penzai's renderer), so no module cycle exists.
     def __call__(self, data: Any = None, **options: Any) -> Any:
         """Evaluate on one example, a batch or a list of examples
         (see :func:`netgraph.evaluate.evaluate`)."""
-        return self._service("evaluate")(self, data, **options)
+        from ..evaluate import evaluate
+
+        return evaluate(self, data, **options)
 
     def plot(self, path: Any, **options: Any) -> str:
         """Draw the net (layers, ports and inferred shapes) to an ``.svg`` or ``.png`` file."""
-        return self._service("plot")(self, path, **options)
+        from ..plot import plot
+
+        return plot(self, path, **options)
 
     def summary(self) -> str:
         """Every layer with its path, type, inferred port shapes and parameter count."""
-        from .display import summary
+        from ..summary import summary
 
         return summary(self)
 
@@ -359,7 +386,7 @@ class Layer(abc.ABC):
         return self.type_name
 
     def __repr__(self) -> str:
-        from .display import layer_repr
+        from ..summary import layer_repr
 
         return layer_repr(self)
 
@@ -372,8 +399,7 @@ def shared_values(net: Layer) -> dict[str, Any]:
     """Every shared array (NetArray) name used in ``net`` with its value (None if not set);
     users that disagree on the value are an error."""
     found: dict[str, tuple[Any, tuple[str, ...]]] = {}
-
-    def walk(layer: Layer, path: tuple[str, ...]) -> None:
+    for path, layer in iter_layers(net, include_root=True):
         for local, name in layer.shared.items():
             value = layer.arrays.get(local)
             before = found.get(name)
@@ -382,15 +408,8 @@ def shared_values(net: Layer) -> dict[str, Any]:
             elif value is not None and value is not before[0] and not np.array_equal(value, before[0]):
                 raise ShapeMismatchError(
                     f'the shared array NetArray("{name}") has different values at '
-                    f"{_show(before[1])} and {_show(path + (local,))}.",
+                    f"{show_path(before[1])} and {show_path(path + (local,))}.",
                     hint="set it once with NetReplacePart(net, {NetArray(name): value}).",
                 )
-        for child_name, child in layer.children().items():
-            walk(child, path + (child_name,))
-
-    walk(net, ())
     return {name: value for name, (value, _) in found.items()}
 
-
-def _show(path: tuple) -> str:
-    return "/".join(path) if path else "net"

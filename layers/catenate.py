@@ -19,7 +19,7 @@ from typing import Any, Union
 import jax.numpy as jnp
 import pydantic
 
-from shapes import rules
+from ..shapes import rules
 
 from .lowering import masked_along, normalize_axis, register, valid_mask
 from .base import LayerOptions

@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 import pydantic
 
-from shapes import Automatic, ShapeMismatchError
-from shapes import rules
+from ..shapes import Automatic
+from ..errors import ShapeMismatchError
+from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import masked_along, register, valid_mask

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from shapes import ShapeMismatchError
+from ..errors import ShapeMismatchError
 
 from .base import Layer, LayerOptions
 from .lowering import masked_along, register, valid_mask

@@ -16,7 +16,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from shapes import Automatic
+from ..shapes import Automatic
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import register

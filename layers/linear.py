@@ -19,8 +19,8 @@ from typing import Any
 import jax.numpy as jnp
 
 
-from shapes import Automatic
-from shapes import rules
+from ..shapes import Automatic
+from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import register

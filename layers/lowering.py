@@ -5,6 +5,11 @@ the evaluator batches with ``jax.vmap``). A port with varying dimensions carries
 padded along those axes; the true length of each varying symbol is in ``ctx.lengths`` as an
 int32 scalar. Layers that mix values along a varying axis (softmax, aggregation, last
 element, convolution, catenation) mask with it; pointwise layers ignore it.
+
+Layers whose training-mode result depends on the whole batch (BatchNormalizationLayer) reduce
+over the vmapped batch axis named ``ctx.batch_axis`` (``jax.vmap(..., axis_name=BATCH_AXIS)``)
+with :meth:`LowerContext.batch_sum`, counting only real rows (``ctx.row_valid``), and report new
+values of their non-trainable arrays with :meth:`LowerContext.put_state`.
 """
 from __future__ import annotations
 
@@ -15,14 +20,19 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from shapes import Varying
-from shapes.porttype import PortType
+from ..shapes import Varying
+from ..shapes.porttype import PortType
 
 from .scope import Inference, Path, show_path
 
 
+BATCH_AXIS = "batch"
+"""The axis name netgraph gives ``jax.vmap`` over a batch of examples."""
+
+
 class LowerContext:
-    """What one layer's lowering may read: its solved ports, params, lengths, rng, mode."""
+    """What one layer's lowering may read: its solved ports, params, lengths, rng, mode,
+    the batch axis for batch statistics, and where to report new layer state."""
 
     def __init__(
         self,
@@ -34,6 +44,9 @@ class LowerContext:
         train: bool,
         example: jax.Array | None = None,
         seeded: bool = True,
+        batch_axis: str | None = None,
+        row_valid: jax.Array | None = None,
+        state: dict[Path, jax.Array] | None = None,
     ) -> None:
         self.inference = inference
         self.path = path
@@ -43,12 +56,31 @@ class LowerContext:
         self.train = train
         self.example = example
         self.seeded = seeded
+        self.batch_axis = batch_axis
+        self.row_valid = row_valid
+        self.state = state
 
     def child(self, name: str) -> "LowerContext":
         return LowerContext(
             self.inference, self.path + (name,), self.params.get(name, {}), self.lengths,
-            self.rng, self.train, self.example, self.seeded,
+            self.rng, self.train, self.example, self.seeded, self.batch_axis, self.row_valid,
+            self.state,
         )
+
+    def batch_sum(self, x: jax.Array) -> jax.Array:
+        """``x`` summed over the real rows of the batch (``x`` itself when the caller does
+        not batch over a named axis: the example is its own batch)."""
+        if self.row_valid is not None:
+            x = jnp.where(self.row_valid, x, jnp.zeros((), x.dtype))
+        if self.batch_axis is None:
+            return x
+        return jax.lax.psum(x, self.batch_axis)
+
+    def put_state(self, name: str, value: jax.Array) -> None:
+        """Report the new value of this layer's non-trainable array ``name`` (training
+        mode); the caller collects it (see ``lower(net)(..., return_state=True)``)."""
+        if self.state is not None:
+            self.state[self.path + (name,)] = value
 
     def port(self, name: str) -> PortType:
         return self.inference.port(self.path, name)
@@ -83,7 +115,7 @@ class LowerContext:
         if seed is not None:
             return jax.random.fold_in(jax.random.fold_in(self.rng, seed), path_hash)
         if self.rng is None:
-            from shapes import InputDataError
+            from ..errors import InputDataError
 
             raise InputDataError(
                 f"{show_path(self.path)} needs randomness in training mode, but no rng was given.",
@@ -95,7 +127,7 @@ class LowerContext:
 @functools.singledispatch
 def lower_layer(layer: Any, ctx: LowerContext, inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Compute ``layer``'s outputs for one example. Layers register with ``.register``."""
-    from shapes import NetGraphError
+    from ..errors import NetGraphError
 
     raise NetGraphError(f"no lowering is registered for {type(layer).__name__}.")
 
@@ -151,7 +183,7 @@ def masked_softmax(x: jax.Array, axis: int | tuple[int, ...], mask: jax.Array | 
 
 def normalize_axis(axis: int, rank: int, what: str) -> int:
     """``axis`` (negative counts from the end) as a position in ``range(rank)``."""
-    from shapes import ShapeMismatchError
+    from ..errors import ShapeMismatchError
 
     if not -rank <= axis < rank:
         raise ShapeMismatchError(f"{what}: level {axis} does not exist in a rank-{rank} array.")

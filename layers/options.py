@@ -5,8 +5,8 @@ from typing import Annotated, Any, Union
 
 import pydantic
 
-from shapes import Automatic
-from shapes.dims import _AutomaticType
+from ..shapes import Automatic
+from ..shapes.dims import _AutomaticType
 
 
 class _AllType:

@@ -21,8 +21,9 @@ from typing import Any, Optional, Union
 import jax.numpy as jnp
 import pydantic
 
-from shapes import Automatic, ShapeMismatchError, SpecificationError
-from shapes import rules
+from ..shapes import Automatic
+from ..errors import ShapeMismatchError, SpecificationError
+from ..shapes import rules
 
 from .base import Layer, LayerOptions
 from .lowering import register

@@ -18,7 +18,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from shapes import ShapeMismatchError, Sym
+from ..shapes import Sym
+from ..errors import ShapeMismatchError
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import register

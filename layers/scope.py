@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from shapes import NetGraphError, PortSpec, Restricted, Solver
-from shapes.porttype import PortType
-from shapes.solver import Origin
+from ..shapes import PortSpec, Restricted, Solver
+from ..errors import NetGraphError, ShapeMismatchError
+from ..shapes.porttype import PortType
+from ..shapes.solver import Origin
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -111,6 +112,80 @@ class Scope:
                     return
 
         self.solver.rule(run, shapes=cells)
+
+    def shapes(self, **patterns: Sequence[str | int]) -> dict[str, int]:
+        """Declare port (or array) shapes as patterns over named variables, the way the
+        docstring tables read: ``scope.shapes(Input=("*a", "n"), Output=("*a",))``.
+
+        An entry is a dimension variable (a name: equal names are one dimension), a fixed
+        size (an int), or a *rank variable* ``"*name"``: a run of dimensions of any length,
+        the same run wherever the name appears (penzai's ``*var``); at most one a pattern.
+        A pattern's rank is solved from whichever of its shapes is known first, in either
+        direction. Returns the cell of every dimension variable (for further rules).
+        """
+        s = self.solver
+        names = {e for p in patterns.values() for e in p if isinstance(e, str) and not e.startswith("*")}
+        cells = {name: s.new_dim() for name in sorted(names)}
+        runs: dict[str, list[tuple[str, tuple]]] = {}
+
+        def cell_of(key: str) -> int:
+            return self.array(key) if key in self.layer.array_specs() else self.port(key)
+
+        def what(key: str) -> str:
+            return "array" if key in self.layer.array_specs() else "port"
+
+        def bind(key: str, pattern: Sequence[str | int], run: Sequence[int] = ()) -> None:
+            entries = [d for e in pattern for d in  # a run's cells are tagged ("run", cell)
+                       ([("run", c) for c in run] if isinstance(e, str) and e.startswith("*") else [e])]
+            dims = s.set_rank(cell_of(key), len(entries), self.origin(key, what(key)),
+                              self.where(key, what(key)))
+            for i, (dim, entry) in enumerate(zip(dims, entries)):
+                where = lambda i=i: f"dimension {i + 1} of {self.where(key, what(key))}"  # noqa: E731
+                if isinstance(entry, str):
+                    s.unify_dims(dim, cells[entry], where)
+                elif isinstance(entry, tuple):
+                    s.unify_dims(dim, entry[1], where)
+                else:
+                    s.bind_dim(dim, entry, self.origin(key, what(key)), where)
+
+        for key, pattern in patterns.items():
+            rest = [e for e in pattern if isinstance(e, str) and e.startswith("*")]
+            if not rest:
+                bind(key, pattern)
+            else:
+                runs.setdefault(rest[0], []).append((key, tuple(pattern)))
+        for users in runs.values():
+            self._install_run(users, cell_of, bind)
+        return cells
+
+    def _install_run(self, users: list[tuple[str, tuple]], cell_of: Callable[[str], int],
+                     bind: Callable[..., None]) -> None:
+        """One rank variable shared by ``users`` ((key, pattern) pairs): once any of their
+        ranks is known, the run's length follows and every user gets its rank."""
+        s = self.solver
+        cells = [cell_of(key) for key, _ in users]
+        done: list[bool] = []
+
+        def run() -> None:
+            if done:
+                return
+            for (key, pattern), cell in zip(users, cells):
+                dims = s.dims(cell)
+                if dims is None:
+                    continue
+                fixed = len(pattern) - 1
+                if len(dims) < fixed:
+                    raise ShapeMismatchError(
+                        f"{self.where(key)} should have at least {fixed} dimension(s); found "
+                        f"rank {len(dims)}.")
+                start = next(i for i, e in enumerate(pattern) if isinstance(e, str) and e.startswith("*"))
+                shared = dims[start:start + len(dims) - fixed]
+                done.append(True)
+                for other, other_pattern in users:
+                    bind(other, other_pattern, shared)
+                return
+
+        s.rule(run, shapes=cells)
 
     def same_shape(self, a: str, b: str) -> None:
         """Ports ``a`` and ``b`` have the same shape and element type."""

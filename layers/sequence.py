@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from shapes import ShapeMismatchError
+from ..errors import ShapeMismatchError
 
 from .base import Layer, LayerOptions, user_site
 from .lowering import lower_layer, register
@@ -65,11 +65,14 @@ def _lower_sequence_last(layer: SequenceLastLayer, ctx: Any, inputs: dict) -> di
 class NetMapOperator(Layer):
     """Applies ``net`` to each element of sequences (its ports get a leading axis L)."""
 
+    is_container = True
+    child_caption = ", applied to each element"
+
     class Options(LayerOptions):
         pass
 
     def __init__(self, net: Layer, **kwargs: Any) -> None:
-        from shapes import SpecificationError
+        from ..errors import SpecificationError
 
         if not isinstance(net, Layer):
             raise SpecificationError(

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import pydantic
 
-from shapes import rules
+from ..shapes import rules
 
 from .base import Layer, LayerOptions
 from .lowering import register

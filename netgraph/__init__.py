@@ -2,12 +2,14 @@
 
 Everything a user needs is re-exported here: ``import netgraph as ng``.
 """
-from layers import *  # noqa: F401,F403 - the layer library is part of the public API
-from layers import __all__ as _layer_names
-from layers.base import Layer, NetArray
-from shapes import (
+import os as _os
+
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "layers")):
+    # A source checkout used without installing: the repository's layers/ and shapes/
+    # folders, beside this one, are netgraph.layers and netgraph.shapes (as installed).
+    __path__.append(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+from .errors import (
     AmbiguousShapeError,
-    Automatic,
     CycleError,
     ElementTypeError,
     InputDataError,
@@ -15,24 +17,27 @@ from shapes import (
     NetGraphError,
     PartSpecError,
     SerializationError,
-    Restricted,
     ShapeMismatchError,
     SpecificationError,
     UninitializedError,
 )
+from .layers import *  # noqa: F401,F403 - the layer library is part of the public API
+from .layers import __all__ as _layer_names
+from .layers.base import Layer, NetArray
+from .layers.tree import iter_layers, map_layers
+from .shapes import Automatic, Restricted
 
 from . import keras
 from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
 from .graph import NetChain, NetGraph, NetPort
-from . import plot as _plot
+from .ir import GraphIR, PortRef, walk
 from .information import Information
 from .initialize import NetInitialize
 from .surgery import NetDrop, NetFlatten, NetTake
 from .compiler import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
-
-Layer.services.update(evaluate=evaluate, plot=_plot.plot)
+from .train import NetTrain, TrainResult, TrainingEvent
 
 __all__ = [
     *_layer_names,
@@ -42,5 +47,5 @@ __all__ = [
     "PartSpecError", "Restricted",
     "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
-    "evaluate", "keras", "lower", "params_of", "with_params", "NetArray", "Layer",
+    "evaluate", "keras", "GraphIR", "PortRef", "walk", "iter_layers", "map_layers", "NetTrain", "TrainResult", "TrainingEvent", "lower", "params_of", "with_params", "NetArray", "Layer",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from shapes import InputDataError
+from .errors import InputDataError
 
 DEFAULT_BATCH_SIZE = 32
 

@@ -4,9 +4,13 @@
 
 * ``params``: the nested dict of arrays keyed by path (see :func:`params_of`);
 * ``inputs``: a dict port name -> array for ONE example (use ``jax.vmap`` for a batch);
-* ``lengths``: true lengths of varying symbols, when the inputs are padded; by default the
-  sizes of the input arrays;
-* ``rng``: a PRNG key for training-mode randomness (dropout).
+* ``lengths``: true lengths when the inputs are padded, keyed by input port name
+  (``{"Input": 5}``; a port with several varying axes takes one length per axis); by default
+  the sizes of the input arrays;
+* ``rng``: a PRNG key for training-mode randomness (dropout);
+* ``return_state``: also return the new values of non-trainable arrays (BatchNormalization's
+  moving statistics) as a params-shaped dict - ``(outputs, state)``; in evaluation mode it is
+  empty.
 
 The function is pure, so ``jax.jit``, ``jax.grad`` and ``jax.vmap`` all accept it.
 """
@@ -18,91 +22,77 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from layers.attention import key_transform
-from layers.base import Layer, shared_values
-from layers.dot import DotLayer
-from layers.lowering import LowerContext, lower_layer, register
-from layers.scope import Path, show_path
-from shapes import InputDataError, Known, ShapeMismatchError, UninitializedError, Varying
+from .layers.attention import key_transform
+from .layers.base import Layer, shared_values
+from .layers.dot import DotLayer
+from .layers.lowering import LowerContext, lower_layer, register
+from .layers.scope import Path, show_path
+from .layers.tree import iter_layers, map_layers
+from .shapes import Known, Varying
+from .errors import InputDataError, ShapeMismatchError, UninitializedError
 
-from .graph import NetGraph, PortRef
+from .graph import NetGraph
+from .ir import PortRef, walk
 
 
 @register(NetGraph)
 def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
-    values: dict[PortRef, jax.Array] = {PortRef(None, n): inputs[n] for n in graph.input_names}
-    for name in graph.order:
-        layer = graph.nodes[name]
-        layer_inputs = {p: values[graph.edges[PortRef(name, p)]] for p in layer.input_names}
-        with jax.named_scope(name):
-            outputs = lower_layer(layer, ctx.child(name), layer_inputs)
-        for port, value in outputs.items():
-            values[PortRef(name, port)] = value
-    return {n: values[graph.edges[PortRef(None, n)]] for n in graph.output_names}
+    return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
 
-def _ancestors(graph: NetGraph, ref: PortRef) -> set[str]:
-    """The nodes whose outputs ``ref`` depends on (``ref``'s node included)."""
-    found: set[str] = set()
-    todo = [ref]
-    while todo:
-        current = todo.pop()
-        if current.node is None or current.node in found:
-            continue
-        found.add(current.node)
-        todo += [graph.edges[PortRef(current.node, p)] for p in graph.nodes[current.node].input_names]
-    return found
-
-
-def _depends_on_query(graph: NetGraph, nodes: set[str]) -> bool:
-    return any(
-        graph.edges[PortRef(n, p)] == PortRef(None, "Query")
-        for n in nodes for p in graph.nodes[n].input_names
-    )
+def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict) -> dict:
+    with jax.named_scope(name):
+        return lower_layer(layer, ctx.child(name), fed)
 
 
 @key_transform.register(NetGraph)
 def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
-    """A scoring graph of the form ``Dot(Query, f(Input))`` factors as ``q . f(k)``."""
-    final = graph.edges.get(PortRef(None, "Output"))
-    if final is None or final.node is None or not isinstance(graph.nodes[final.node], DotLayer):
+    """A scoring graph of the form ``Dot(Query, f(Input))`` factors as ``q . f(k)``: the
+    nodes upstream of the key side are walked alone, on the key."""
+    ir = graph.ir
+    final = ir.edges.get(PortRef(None, "Output"))
+    if final is None or final.node is None or not isinstance(ir.nodes[final.node], DotLayer):
         return None
-    first, second = (graph.edges[PortRef(final.node, p)] for p in ("Input1", "Input2"))
+    first, second = (ir.source(final.node, p) for p in ("Input1", "Input2"))
     query = PortRef(None, "Query")
     if query not in (first, second) or first == second:
         return None
     key_side = second if first == query else first
-    nodes = _ancestors(graph, key_side)
-    if _depends_on_query(graph, nodes):
+    nodes = ir.upstream([key_side.node]) if key_side.node is not None else set()
+    if any(src == query for n in nodes for src in ir.feeds(n).values()):
         return None
-    order = [n for n in graph.order if n in nodes]
 
     def transform(key: jax.Array) -> jax.Array:
-        values: dict[PortRef, jax.Array] = {PortRef(None, "Input"): key}
-        for name in order:
-            layer = graph.nodes[name]
-            ins = {p: values[graph.edges[PortRef(name, p)]] for p in layer.input_names}
-            for port, value in lower_layer(layer, ctx.child(name), ins).items():
-                values[PortRef(name, port)] = value
+        if key_side.node is None:  # Dot(Query, Input): the key itself
+            return key
+        values = walk(ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed),
+                      {"Input": key}, nodes=nodes, outputs=[key_side])
         return values[key_side]
 
     return transform
 
 
-def _own_params(layer: Layer) -> dict[str, Any]:
-    tree: dict[str, Any] = {n: a for n, a in layer.arrays.items() if n not in layer.shared}
-    for name, child in layer.children().items():
-        tree[name] = _own_params(child)
+def _subtree(tree: dict[str, Any], path: Path) -> dict[str, Any]:
+    for name in path:
+        tree = tree.setdefault(name, {})
     return tree
 
 
 def params_of(layer: Layer) -> dict[str, Any]:
     """The params pytree of ``layer``: its arrays and its sub-nets' params by name; shared
     arrays appear once, under ``"SharedArrays"``."""
-    tree = _own_params(layer)
+    tree: dict[str, Any] = {}
+    for path, sub in iter_layers(layer, include_root=True):
+        _subtree(tree, path).update({n: a for n, a in sub.arrays.items() if n not in sub.shared})
     shared = shared_values(layer)
     if shared:
         tree["SharedArrays"] = shared
+    return tree
+
+
+def _lookup(tree: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    for name in path:
+        tree = tree.get(name, {})
     return tree
 
 
@@ -112,39 +102,32 @@ def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
     shared = params.get("SharedArrays")
     if not shared:
         return params
-
-    def fill(layer: Layer, tree: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(tree)
-        for local, name in layer.shared.items():
-            out[local] = shared[name]
-        for child_name, child in layer.children().items():
-            out[child_name] = fill(child, tree.get(child_name, {}))
-        return out
-
-    return fill(net, params)
+    out: dict[str, Any] = {}
+    for path, layer in iter_layers(net, include_root=True):
+        own = {k: v for k, v in _lookup(params, path).items() if not isinstance(v, Mapping)}
+        own.update({local: shared[name] for local, name in layer.shared.items()})
+        _subtree(out, path).update(own)
+    out["SharedArrays"] = shared
+    return out
 
 
 def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
     """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
     shared = params.get("SharedArrays", {})
 
-    def put(layer: Layer, tree: Mapping[str, Any]) -> Layer:
+    def put(path: Path, layer: Layer) -> Layer:
+        tree = _lookup(params, path)
         arrays = {n: np.asarray(tree[n]) for n in layer.arrays if n not in layer.shared and n in tree}
         arrays.update({local: np.asarray(shared[name]) for local, name in layer.shared.items() if name in shared})
-        children = {c: put(child, tree.get(c, {})) for c, child in layer.children().items()}
-        if children:
-            layer = layer.with_children(children)
         return layer.evolve(arrays=arrays) if arrays else layer
 
-    return put(net, params)
+    return map_layers(put, net)
 
 
-def missing_arrays(layer: Layer, path: Path = ()) -> list[str]:
+def missing_arrays(layer: Layer) -> list[str]:
     """Paths of the arrays of ``layer`` that are not initialised."""
-    found = [show_path(path + (n,)) for n, a in layer.arrays.items() if a is None]
-    for name, child in layer.children().items():
-        found += missing_arrays(child, path + (name,))
-    return found
+    return [show_path(path + (n,)) for path, sub in iter_layers(layer, include_root=True)
+            for n, a in sub.arrays.items() if a is None]
 
 
 def require_initialized(net: Layer) -> None:
@@ -176,33 +159,72 @@ def run(
     lengths: Mapping[str, jax.Array] | None,
     rng: jax.Array | None,
     train: bool,
-    example: jax.Array | None = None,
-    seeded: bool = True,
+    **context: Any,
 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """Outputs and the lengths of every varying symbol, for one example (``example``: its
-    row in a batch; ``seeded``: whether ``rng`` comes from a seed the caller chose - if
-    not, layers with a seed of their own use it alone)."""
+    """Outputs and the lengths of every varying symbol, for one example. ``context``: the
+    rest of :class:`LowerContext` - ``example`` (its row in a batch), ``seeded`` (whether
+    ``rng`` comes from a seed the caller chose; if not, layers with a seed of their own use
+    it alone), ``batch_axis`` (the vmap axis name of the batch, for batch statistics),
+    ``row_valid`` (whether this row is a real example), ``state`` (a dict that collects new
+    layer state by array path, in training mode)."""
     lens = input_lengths(net, inputs)
     lens.update(lengths or {})
-    ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train, example,
-                       seeded)
+    ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train, **context)
     return lower_layer(net, ctx, dict(inputs)), lens
+
+
+def state_tree(collected: Mapping[Path, jax.Array]) -> dict[str, Any]:
+    """Collected layer state (array path -> value) as a params-shaped nested dict."""
+    tree: dict[str, Any] = {}
+    for path, value in collected.items():
+        _subtree(tree, path[:-1])[path[-1]] = value
+    return tree
+
+
+def trainable_mask(net: Layer) -> dict[str, Any]:
+    """A params-shaped tree of bools: False for non-trainable arrays (moving statistics),
+    which never receive gradients (shared arrays are trainable)."""
+    tree: dict[str, Any] = {}
+    for path, layer in iter_layers(net, include_root=True):
+        specs = layer.array_specs()
+        _subtree(tree, path).update({n: specs[n].trainable for n in layer.arrays
+                                     if n not in layer.shared and n in specs})
+    shared = shared_values(net)
+    if shared:
+        tree["SharedArrays"] = {name: True for name in shared}
+    return tree
+
+
+def port_dict(net: Layer, data: Any) -> dict[str, Any]:
+    """Input data as a dict port -> value (one value alone for a one-input net), with
+    missing and unknown ports named."""
+    names = net.input_names
+    if isinstance(data, Mapping):
+        given = {str(k): v for k, v in data.items()}
+        missing = [n for n in names if n not in given]
+        extra = [k for k in given if k not in names]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing port(s) {missing}")
+            if extra:
+                parts.append(f"unknown port(s) {extra}")
+            raise InputDataError(
+                f"{net.describe()}: {' and '.join(parts)}; the input ports are {list(names)}.",
+                hint="pass a dict with one array (or list of examples) per input port: "
+                + "{" + ", ".join(f"{n!r}: ..." for n in names) + "}.")
+        return given
+    if len(names) != 1:
+        if not names and data is None:
+            return {}
+        raise InputDataError(f"{net.describe()} has input ports {list(names)}; pass a dict of arrays.")
+    return {names[0]: data}
 
 
 def check_example(net: Layer, inputs: Any) -> dict[str, Any]:
     """``inputs`` as a dict, checked against the input ports (one example; static shapes, so
     this runs at trace time and costs nothing in a compiled function)."""
-    if not isinstance(inputs, Mapping):
-        if len(net.input_names) != 1:
-            raise InputDataError(f"{net.describe()} has input ports {list(net.input_names)}; pass a dict.")
-        inputs = {net.input_names[0]: inputs}
-    missing = [n for n in net.input_names if n not in inputs]
-    extra = [k for k in inputs if k not in net.input_names]
-    if missing or extra:
-        raise InputDataError(
-            f"{net.describe()}: missing port(s) {missing}, unknown port(s) {extra}; the input "
-            f"ports are {list(net.input_names)}."
-        )
+    inputs = port_dict(net, inputs)
     for name in net.input_names:
         ptype = net.inference.port((), name)
         shape = tuple(jnp.shape(inputs[name]))
@@ -219,12 +241,54 @@ def check_example(net: Layer, inputs: Any) -> dict[str, Any]:
     return dict(inputs)
 
 
-def lower(net: Layer) -> Callable[..., dict[str, jax.Array]]:
-    """The pure function of ``net`` (see the module docstring)."""
+def port_lengths(net: Layer, lengths: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """``lengths`` keyed by input port name (a port with one varying axis: its length; with
+    several: a sequence, one per varying axis in order) as lengths of varying symbols. The
+    symbols themselves (``net.port_types()[port].dims[i].symbol``) are accepted too; any
+    other key is an :class:`InputDataError`."""
+    if not lengths:
+        return {}
+    symbols: dict[str, list[str]] = {}
+    for name in net.input_names:
+        dims = net.inference.port((), name).dims or ()
+        symbols[name] = [d.symbol for d in dims if isinstance(d, Varying)]
+    known = {sym for syms in symbols.values() for sym in syms}
+    out: dict[str, Any] = {}
+    for key, value in lengths.items():
+        if key in symbols and symbols[key]:
+            syms = symbols[key]
+            values = [value] if len(syms) == 1 else list(value) if isinstance(value, (list, tuple)) else None
+            if values is None or len(values) != len(syms):
+                raise InputDataError(
+                    f'lengths: port "{key}" has {len(syms)} varying axes; found {value!r}.',
+                    hint=f"give one length per varying axis, e.g. lengths={{{key!r}: "
+                    f"{tuple(range(2, 2 + len(syms)))}}}.",
+                )
+            out.update(zip(syms, values))
+        elif key in known:
+            out[key] = value
+        else:
+            varying = [n for n, syms in symbols.items() if syms]
+            raise InputDataError(
+                f"lengths: {key!r} is not an input port with a varying dimension of "
+                f"{net.describe()}.",
+                hint=f"key lengths by input port name: {varying or 'this net has none'}.",
+            )
+    return out
+
+
+def lower(net: Layer, *, batch_axis: str | None = None) -> Callable[..., Any]:
+    """The pure function of ``net`` (see the module docstring). ``batch_axis``: the
+    ``axis_name`` you give ``jax.vmap`` over a batch, so that batch-statistics layers
+    (BatchNormalizationLayer) normalise over the batch in training mode; without it each
+    example is its own batch."""
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
-              rng: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
-        return run(net, params, check_example(net, inputs), lengths, rng, train)[0]
+              rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
+        collected: dict[Path, jax.Array] | None = {} if return_state else None
+        outputs = run(net, params, check_example(net, inputs), port_lengths(net, lengths), rng,
+                      train, batch_axis=batch_axis, state=collected)[0]
+        return (outputs, state_tree(collected)) if return_state else outputs
 
     apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.compiler."
     return apply

@@ -15,41 +15,48 @@ see :func:`compile_stats`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 
-from layers.base import Layer
-from shapes import Auto, Automatic, Index, InputDataError, Known, Real, Varying
-from shapes.porttype import PortType
+from .layers.base import Layer
+from .layers.lowering import BATCH_AXIS
+from .shapes import Auto, Automatic, Index, Known, Real, Varying
+from .errors import InputDataError
+from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
-from .compiler import params_of, require_initialized, run
+from .compiler import params_of, port_dict, require_initialized, run
+
+
+# ------------------------------------------------------------------ the evaluation cache
+@dataclass
+class EvaluationCache:
+    """What evaluating one net keeps between calls (its one owner; the net itself stays an
+    immutable value): compiled functions by mode, params placed per device set, nets fitted
+    to data shapes, padded shapes already compiled, and the counters of
+    :func:`compile_stats` (shared with the fitted nets)."""
+
+    stats: dict[str, int] = field(default_factory=lambda: {"compilations": 0, "calls": 0})
+    compiled: dict[tuple, Any] = field(default_factory=dict)
+    placed_params: dict[tuple, Any] = field(default_factory=dict)
+    fitted: dict[tuple, Layer] = field(default_factory=dict)
+    padded_shapes: set = field(default_factory=set)
+    initialized: bool = False
+
+
+def evaluation_cache(net: Layer) -> EvaluationCache:
+    """The evaluation cache of ``net`` (made on first use; dropped with the net)."""
+    cache = net.__dict__.get("_evaluation")
+    if cache is None:
+        cache = EvaluationCache()
+        object.__setattr__(net, "_evaluation", cache)
+    return cache
 
 
 # ------------------------------------------------------------------ checking data
-def _as_dict(net: Layer, data: Any) -> dict[str, Any]:
-    names = net.input_names
-    if isinstance(data, Mapping):
-        given = {str(k): v for k, v in data.items()}
-        missing = [n for n in names if n not in given]
-        extra = [k for k in given if k not in names]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing port(s) {missing}")
-            if extra:
-                parts.append(f"unknown port(s) {extra}")
-            raise InputDataError(f"{net.describe()}: {' and '.join(parts)}; the input ports are {list(names)}.")
-        return given
-    if len(names) != 1:
-        if not names and data is None:
-            return {}
-        raise InputDataError(f"{net.describe()} has input ports {list(names)}; pass a dict of arrays.")
-    return {names[0]: data}
-
-
 def _numeric(where: str, value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
@@ -77,10 +84,18 @@ def _element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         raise InputDataError(f"{where} should be integers ({element}); found {arr.dtype} data.")
     if isinstance(element, Index) and isinstance(element.n, Known) and arr.size:
+        n = element.n.size
         low, high = int(arr.min()), int(arr.max())
-        if low < 0 or high >= element.n.size:
+        if low < 0 or high >= n:
+            bad = np.argwhere((arr < 0) | (arr >= n))
+            first = tuple(int(i) for i in bad[0])
+            at = f" at index {first}" if first else ""
+            more = f" and {len(bad) - 1} more out of range" if len(bad) > 1 else ""
             raise InputDataError(
-                f"{where} should be integers in [0, {element.n.size}); found values from {low} to {high}."
+                f"{where} should be integers in [0, {n}); found {int(arr[first])}{at}{more}"
+                + (f" (values from {low} to {high})." if arr.size > 1 else "."),
+                hint=f"the valid values are 0 .. {n - 1}: indices count from 0 (subtract 1 from "
+                "1-based indices).",
             )
     return arr.astype(np.int32, copy=False)
 
@@ -135,12 +150,13 @@ def _fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = f
                 else (d.size if isinstance(d, Known) else Automatic)
                 for i, (d, s) in enumerate(zip(ptype.dims, shape))
             ) + tuple(element)
-    key = ("fitted", tuple(sorted(specs.items())))
-    if key not in net._cache:
+    key = tuple(sorted(specs.items()))
+    cache = evaluation_cache(net)
+    if key not in cache.fitted:
         fitted = net.evolve(port_specs=specs)
-        fitted._cache["stats"] = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
-        net._cache[key] = fitted
-    return net._cache[key]
+        evaluation_cache(fitted).stats = cache.stats
+        cache.fitted[key] = fitted
+    return cache.fitted[key]
 
 
 def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
@@ -169,23 +185,26 @@ def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
 
 # ------------------------------------------------------------------ compiled function
 def _compiled(net: Layer, train: bool, seeded: bool) -> Any:
-    key = ("jit", train, seeded)
-    if key not in net._cache:
-        stats = net._cache.setdefault("stats", {"compilations": 0, "calls": 0})
+    key = (train, seeded)
+    cache = evaluation_cache(net)
+    if key not in cache.compiled:
+        stats = cache.stats
         symbols = _output_axes(net)
 
-        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any, index: Any) -> Any:
+        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any, index: Any,
+                        valid: Any) -> Any:
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
-            def one(x: Any, n: Any, r: Any, row: Any) -> Any:
-                outputs, lens = run(net, params, x, n, r if train else None, train, row, seeded)
+            def one(x: Any, n: Any, r: Any, row: Any, real: Any) -> Any:
+                outputs, lens = run(net, params, x, n, r if train else None, train, example=row,
+                                    seeded=seeded, batch_axis=BATCH_AXIS, row_valid=real)
                 needed = {s for axes in symbols.values() for _, s in axes}
                 return outputs, {s: lens[s] for s in needed}
 
-            return jax.vmap(one)(inputs, lengths, rngs, index)
+            return jax.vmap(one, axis_name=BATCH_AXIS)(inputs, lengths, rngs, index, valid)
 
-        net._cache[key] = jax.jit(batch_apply)
-    return net._cache[key]
+        cache.compiled[key] = jax.jit(batch_apply)
+    return cache.compiled[key]
 
 
 def _varying_axes(types: Mapping[str, PortType]) -> dict[str, list[tuple[int, str]]]:
@@ -200,16 +219,17 @@ def _output_axes(net: Layer) -> dict[str, list[tuple[int, str]]]:
 
 
 def _placed_params(net: Layer, devices: Sequence[Any]) -> Any:
-    key = ("params", tuple(devices))
-    if key not in net._cache:
+    key = tuple(devices)
+    cache = evaluation_cache(net).placed_params
+    if key not in cache:
         params = params_of(net)
         if len(devices) == 1:
             placed = jax.device_put(params, devices[0])
         else:
             mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
             placed = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-        net._cache[key] = placed
-    return net._cache[key]
+        cache[key] = placed
+    return cache[key]
 
 
 def _place(tree: Any, devices: Sequence[Any]) -> Any:
@@ -224,9 +244,11 @@ def _pad_rows(tree: dict, extra: int) -> dict:
 
 
 def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: bool,
-          seed: int | None, devices: Sequence[Any], batch_number: int = 0) -> tuple[dict, dict]:
+          seed: int | None, devices: Sequence[Any], batch_number: int = 0,
+          real_rows: int | None = None) -> tuple[dict, dict]:
     """Run one padded batch; ``index``: each row's example number (seeds layer randomness),
-    ``batch_number``: distinguishes the batches of one call for a call seed."""
+    ``batch_number``: distinguishes the batches of one call for a call seed, ``real_rows``:
+    how many leading rows are real examples (the rest is padding; default all)."""
     rows = len(index)
     extra = -rows % len(devices)  # rows divide evenly across devices
     if extra:
@@ -240,8 +262,10 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
     else:
         rngs = np.zeros((rows + extra,), np.uint32)  # unused in evaluation mode; no eager JAX op
     fn = _compiled(net, train, seeded)
-    net._cache["stats"]["calls"] += 1
-    placed = _place((inputs, lengths, rngs, index.astype(np.int32)), devices)
+    evaluation_cache(net).stats["calls"] += 1
+    valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding rows
+    # never enter batch statistics
+    placed = _place((inputs, lengths, rngs, index.astype(np.int32), valid), devices)
     outputs, out_lengths = fn(_placed_params(net, devices), *placed)
     return ({k: np.asarray(v)[:rows] for k, v in outputs.items()},
             {k: np.asarray(v)[:rows] for k, v in out_lengths.items()})
@@ -256,14 +280,15 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
     "CPU", "GPU", (kind, n | "All") or a list of JAX devices - with several, each batch is
     sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
     """
-    if "initialized" not in net._cache:
+    cache = evaluation_cache(net)
+    if not cache.initialized:
         require_initialized(net)
-        net._cache["initialized"] = True
+        cache.initialized = True
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
                                    or batch_size < 1):
         raise InputDataError(f"batch_size must be a positive int; found {batch_size!r}.")
     devices = resolve_devices(target_device)
-    given = _as_dict(net, data)
+    given = port_dict(net, data)
     ranks = {n: net.inference.port((), n).rank for n in net.input_names}
     split = {n: _split(n, v, ranks[n]) for n, v in given.items()}
     kinds = {kind for kind, _ in split.values()}
@@ -344,12 +369,13 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     results: list[Any] = [None] * count
     bar = Progress(count, progress if progress is not None else count >= 2000)
     out_axes = _output_axes(net)
-    shapes_seen = net._cache.setdefault("padded_shapes", set())
+    shapes_seen = evaluation_cache(net).padded_shapes
     for number, indices in enumerate(plan(examples, batch_size)):
         batch = [examples[i] for i in indices]
         inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
         index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
-        outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number)
+        outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number,
+                                     len(indices))
         for row, i in enumerate(indices):
             one = unpad(outputs, out_lengths, out_axes, row)
             results[i] = one[net.output_names[0]] if len(one) == 1 else one
@@ -359,4 +385,4 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
 
 def compile_stats(net: Layer) -> dict[str, int]:
     """How many times the net's evaluation function was compiled and called."""
-    return dict(net._cache.get("stats", {"compilations": 0, "calls": 0}))
+    return dict(evaluation_cache(net).stats)

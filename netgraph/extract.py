@@ -11,25 +11,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from layers.base import Layer, NetArray, shared_values
-from layers.options import All
-from layers.scope import Inference, Path, show_path
-from shapes import Automatic, Known, PartSpecError, ShapeMismatchError
+from .layers.base import Layer, NetArray, shared_values
+from .layers.options import All
+from .layers.scope import Inference, Path, show_path
+from .layers.tree import child_name, map_layers
+from .shapes import Automatic, Known
+from .errors import PartSpecError, ShapeMismatchError
 
 from .graph import as_layer
-
-
-def _child_name(layer: Layer, part: Any, path: Path) -> str | None:
-    children = layer.children()
-    if isinstance(part, str) and part in children:
-        return part
-    if isinstance(part, int) and not isinstance(part, bool):
-        names = list(children)
-        if str(part) in children:
-            return str(part)
-        if -len(names) <= part < len(names):
-            return names[part]
-    return None
 
 
 def _no_part(layer: Layer, part: Any, path: Path) -> PartSpecError:
@@ -57,11 +46,11 @@ def _parts(spec: Any) -> tuple:
 
 def _set_shared(layer: Layer, name: str, value: Any) -> Layer:
     """``layer`` with every use of the shared array ``name`` set to ``value``."""
-    arrays = {local: value for local, shared in layer.shared.items() if shared == name}
-    children = {c: _set_shared(child, name, value) for c, child in layer.children().items()}
-    if any(children[c] is not child for c, child in layer.children().items()):
-        layer = layer.with_children(children)
-    return layer.evolve(arrays=arrays) if arrays else layer
+    def put(path: Path, sub: Layer) -> Layer:
+        arrays = {local: value for local, shared in sub.shared.items() if shared == name}
+        return sub.evolve(arrays=arrays) if arrays else sub
+
+    return map_layers(put, layer)
 
 
 def NetExtract(net: Layer, spec: Any) -> Any:
@@ -82,7 +71,7 @@ def NetExtract(net: Layer, spec: Any) -> Any:
     layer, path = net, ()
     parts = _parts(spec)
     for i, part in enumerate(parts):
-        name = _child_name(layer, part, path)
+        name = child_name(layer.children(), part)
         if name is not None:
             layer, path = layer.children()[name], path + (name,)
             continue
@@ -105,7 +94,7 @@ class _SharedTarget(Exception):
 
 def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Inference) -> Layer:
     part = parts[0]
-    name = _child_name(layer, part, path)
+    name = child_name(layer.children(), part)
     if name is not None:
         child = layer.children()[name]
         new = (as_layer(value, f"NetReplacePart {show_path(path + (name,))}") if len(parts) == 1

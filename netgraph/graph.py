@@ -20,14 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-import networkx as nx
-
-from layers.base import Layer, LayerOptions, shared_values, user_site
-from layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
-from layers.linear import LinearLayer
-from layers.scope import Scope, constrain, show_path
-from layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
-from shapes import CycleError, NetConnectionError, SpecificationError, parse_port_spec
+from .layers.base import Layer, LayerOptions, shared_values, user_site
+from .layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
+from .layers.linear import LinearLayer
+from .layers.scope import Scope, constrain, show_path
+from .layers.tree import child_name
+from .layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
+from .shapes import parse_port_spec
+from .errors import NetConnectionError, SpecificationError
+from .ir import GraphIR, PortRef, walk
 
 
 class NetPort:
@@ -55,17 +56,6 @@ class NetPort:
 
     def __hash__(self) -> int:
         return hash(("NetPort", self.parts))
-
-
-@dataclass(frozen=True)
-class PortRef:
-    """A port in a graph: ``node`` None means the graph's own port."""
-
-    node: str | None
-    port: str
-
-    def show(self) -> str:
-        return f'graph port "{self.port}"' if self.node is None else f'"{self.node}" port "{self.port}"'
 
 
 # --------------------------------------------------------------------------- layer specs
@@ -132,13 +122,9 @@ class _Parser:
         self.groups: list[tuple[list[_Term], _Term, str]] = []
 
     def node(self, ref: Any, rule: str) -> str:
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            if str(ref) in self.nodes:
-                return str(ref)
-            if -len(self.names) <= ref < len(self.names):
-                return self.names[ref]
-        elif isinstance(ref, str) and ref in self.nodes:
-            return ref
+        name = child_name(self.nodes, ref)
+        if name is not None:
+            return name
         raise NetConnectionError(
             f"The vertex {ref!r}, specified in the edge {rule}, does not exist.",
             hint=f"the layers are: {', '.join(map(repr, self.names))}.",
@@ -196,6 +182,8 @@ class NetGraph(Layer):
         **port_shapes: shapes of graph input or output ports, e.g. ``Input=("Varying", 8)``.
     """
 
+    is_container = True
+
     class Options(LayerOptions):
         pass
 
@@ -219,35 +207,37 @@ class NetGraph(Layer):
         return parser.groups
 
     def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
+        groups = _merge_by_destination(groups)
+        nodes = self._size_variadic(dict(nodes), groups)
+        edges, muted = self._resolve(nodes, groups)
+        self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
+
+    def _set_ir(self, ir: GraphIR, port_shapes: Mapping[str, Any]) -> None:
         object.__setattr__(self, "origin", user_site())
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_inference", None)
         object.__setattr__(self, "options", self.Options())
         object.__setattr__(self, "arrays", {})
         object.__setattr__(self, "initializers", {})
         object.__setattr__(self, "shared", {})
         object.__setattr__(self, "_removed", frozenset())
-        groups = _merge_by_destination(groups)
-        nodes = self._size_variadic(dict(nodes), groups)
-        edges, muted, explicit_outputs = self._resolve(nodes, groups)
-        order = self._topological_order(nodes, edges)
-        inputs, outputs = self._graph_ports(nodes, edges, muted, explicit_outputs)
-        object.__setattr__(self, "nodes", dict(nodes))
-        object.__setattr__(self, "edges", edges)
-        object.__setattr__(self, "order", order)
-        object.__setattr__(self, "_inputs", inputs)
-        object.__setattr__(self, "_outputs", outputs)
-        object.__setattr__(self, "muted", frozenset(muted))
+        object.__setattr__(self, "ir", ir)
         specs = {}
         for name, spec in port_shapes.items():
-            if name not in inputs and name not in outputs:
+            if name not in ir.inputs and name not in ir.outputs:
                 raise SpecificationError(
                     f'"{name}" is neither a valid input or output port for the given {self.type_name}.',
-                    hint=f"its inputs are {list(inputs)} and its outputs {list(outputs)}.",
+                    hint=f"its inputs are {list(ir.inputs)} and its outputs {list(ir.outputs)}.",
                 )
             specs[name] = parse_port_spec(spec, f'{self.type_name} port "{name}"')
         object.__setattr__(self, "port_specs", specs)
         self.inference  # shape inference runs at construction
         shared_values(self)  # users of one shared array agree on its value
+
+    # The IR's tables, as the graph's own attributes.
+    nodes = property(lambda self: self.ir.nodes)
+    edges = property(lambda self: self.ir.edges)
+    order = property(lambda self: self.ir.order)
+    muted = property(lambda self: self.ir.muted)
 
     @staticmethod
     def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:
@@ -266,7 +256,6 @@ class NetGraph(Layer):
     def _resolve(self, nodes: dict[str, Layer], groups: list):
         edges: dict[PortRef, PortRef] = {}
         muted: set[PortRef] = set()
-        explicit_outputs: list[str] = []
 
         def out_port(term: _Term, rule: str) -> PortRef:
             if term.kind == "graph":
@@ -316,8 +305,6 @@ class NetGraph(Layer):
                 if len(srcs) != 1:
                     raise NetConnectionError(f"Multiple vertices are connected to NetPort({dst.port!r}).")
                 targets = [PortRef(None, dst.port)]
-                if dst.port not in explicit_outputs:
-                    explicit_outputs.append(dst.port)
             else:
                 targets = in_ports(dst, len(srcs), rule)
             for src, target in zip(srcs, targets):
@@ -329,83 +316,16 @@ class NetGraph(Layer):
                         "ThreadingLayer or CatenateLayer first.",
                     )
                 edges[target] = src
-        return edges, muted, explicit_outputs
-
-    def _graph_ports(self, nodes, edges, muted, explicit_outputs):
-        inputs: list[str] = []
-        for src in edges.values():
-            if src.node is None and src.port not in inputs:
-                inputs.append(src.port)
-        for name, layer in nodes.items():
-            for port in layer.input_names:
-                ref = PortRef(name, port)
-                if ref not in edges:
-                    edges[ref] = PortRef(None, port)
-                    if port not in inputs:
-                        inputs.append(port)
-        clash = set(explicit_outputs) & set(inputs)
-        if clash:
-            raise NetConnectionError(
-                f"the graph port {sorted(clash)[0]!r} is used both as an input and an output."
-            )
-        consumed = {src for src in edges.values() if src.node is not None}
-        dangling = [
-            PortRef(name, port)
-            for name, layer in nodes.items()
-            for port in layer.output_names
-            if PortRef(name, port) not in consumed and PortRef(name, port) not in muted
-        ]
-        counts: dict[str, int] = {}
-        for ref in dangling:
-            counts[ref.port] = counts.get(ref.port, 0) + 1
-        outputs = list(explicit_outputs)
-        seen: dict[str, int] = {}
-        for ref in dangling:
-            name = ref.port
-            if counts[name] > 1:
-                seen[name] = seen.get(name, 0) + 1
-                name = f"{name}{seen[name]}"
-            if name in outputs or name in inputs:
-                raise NetConnectionError(
-                    f"Cannot use integer suffix to automatically disambiguate multiple dangling "
-                    f"output ports with name {ref.port!r} because of existing port with name {name!r}."
-                    if counts[ref.port] > 1 else
-                    f"the dangling output {ref.show()} clashes with the graph port {name!r}.",
-                    hint="connect it to a named NetPort, or mute it with (NetPort(layer, port), None).",
-                )
-            edges[PortRef(None, name)] = ref
-            outputs.append(name)
-        if not outputs:
-            raise NetConnectionError("the net has no output port: every output is consumed or muted.")
-        return tuple(inputs), tuple(outputs)
-
-    @staticmethod
-    def _topological_order(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]) -> tuple[str, ...]:
-        g = nx.DiGraph()
-        g.add_nodes_from(nodes)
-        for dst, src in edges.items():
-            if dst.node is not None and src.node is not None:
-                g.add_edge(src.node, dst.node)
-        try:
-            cycle = nx.find_cycle(g)
-        except nx.NetworkXNoCycle:
-            position = {name: i for i, name in enumerate(nodes)}
-            return tuple(nx.lexicographical_topological_sort(g, key=position.__getitem__))
-        names = [a for a, _ in cycle] + [cycle[0][0]]
-        raise CycleError(
-            "The connectivity of layers within a NetGraph must be acyclic; found the cycle "
-            + " -> ".join(map(repr, names)) + ".",
-            hint="remove one of the connections of this cycle.",
-        )
+        return edges, muted
 
     # ----------------------------------------------------------- the Layer interface
     @property
     def input_names(self) -> tuple[str, ...]:
-        return self._inputs
+        return self.ir.inputs
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return self._outputs
+        return self.ir.outputs
 
     def children(self) -> dict[str, Layer]:
         return dict(self.nodes)
@@ -418,9 +338,15 @@ class NetGraph(Layer):
 
     def _rebuild(self, nodes: Mapping[str, Layer], port_specs: Mapping[str, Any]) -> "NetGraph":
         """A graph of the same type and wiring over ``nodes`` (inference runs again)."""
-        new = object.__new__(type(self))
-        new._assemble(dict(nodes), _groups_from_edges(self.edges, self.muted),
-                      {k: v.to_user() for k, v in port_specs.items()})
+        return type(self).from_ir(self.ir.with_nodes(nodes),
+                                  {k: v.to_user() for k, v in port_specs.items()})
+
+    @classmethod
+    def from_ir(cls, ir: GraphIR, port_shapes: Mapping[str, Any] | None = None) -> "NetGraph":
+        """A graph over an already built IR (see :meth:`GraphIR.from_edges`), with optional
+        port shapes in user spelling."""
+        new = object.__new__(cls)
+        new._set_ir(ir, port_shapes or {})
         return new
 
     @classmethod
@@ -436,29 +362,39 @@ class NetGraph(Layer):
         unknown = {r.node for r in (*edges, *edges.values(), *muted) if r.node is not None} - set(children)
         if unknown:
             raise NetConnectionError(f"the connections name unknown layers: {sorted(unknown)}.")
-        new = object.__new__(cls)
-        new._assemble(dict(children), _groups_from_edges(edges, muted), port_specs)
-        return new
+        return cls.from_ir(GraphIR.from_edges(children, edges, muted), port_specs)
 
     def _after_evolve(self) -> None:
-        self._assemble(dict(self.nodes), _groups_from_edges(self.edges, self.muted),
-                       {k: v.to_user() for k, v in self.port_specs.items()})
+        self._set_ir(self.ir, {k: v.to_user() for k, v in self.port_specs.items()})
 
     def template(self, scope: Scope) -> None:
+        """Each node's own rules in a child scope; each edge unifies the producer's port
+        with the consumer's (one walk over the IR, values are (scope, port) handles)."""
         s = scope.solver
-        for name in self.order:
-            layer = self.nodes[name]
-            constrain(layer, scope.child(name, layer))
-        for dst, src in self.edges.items():
-            dst_scope = scope if dst.node is None else scope.child(dst.node, self.nodes[dst.node])
-            src_scope = scope if src.node is None else scope.child(src.node, self.nodes[src.node])
-            where = (lambda dst=dst, src=src, ds=dst_scope, ss=src_scope:
-                     f'{ds.where(dst.port)}, connected from {ss.where(src.port)}')
-            s.unify_shapes(dst_scope.port(dst.port), src_scope.port(src.port), where)
-            s.unify_elems(dst_scope.elem(dst.port), src_scope.elem(src.port), where)
+
+        def join(dst_scope: Scope, dst: str, src: tuple[Scope, str]) -> None:
+            src_scope, src_port = src
+            where = (lambda: f"{dst_scope.where(dst)}, connected from {src_scope.where(src_port)}")
+            s.unify_shapes(dst_scope.port(dst), src_scope.port(src_port), where)
+            s.unify_elems(dst_scope.elem(dst), src_scope.elem(src_port), where)
+
+        def visit(name: str, layer: Layer, fed: dict[str, tuple[Scope, str]]) -> dict:
+            child = scope.child(name, layer)
+            constrain(layer, child)
+            for port, src in fed.items():
+                join(child, port, src)
+            return {port: (child, port) for port in layer.output_names}
+
+        outputs = walk(self.ir, visit, {n: (scope, n) for n in self.input_names})
+        for name, src in outputs.items():
+            join(scope, name, src)
 
     def describe(self) -> str:
-        return f"{self.type_name}[{len(self.nodes)} layers]"
+        return f"{self.type_name}[{_count(len(self.nodes))}]"
+
+
+def _count(n: int) -> str:
+    return f"{n} layer" if n == 1 else f"{n} layers"
 
 
 def _merge_by_destination(groups: list) -> list:
@@ -487,18 +423,6 @@ def _missing_port(term: _Term, layer: Layer, rule: str, kind: str) -> NetConnect
     )
 
 
-def _groups_from_edges(edges: Mapping[PortRef, PortRef], muted: Iterable[PortRef]) -> list:
-    """Connection groups equivalent to an already resolved edge table (for rebuilding)."""
-    groups = []
-    for dst, src in edges.items():
-        src_term = _Term("graph", port=src.port) if src.node is None else _Term("port", src.node, src.port)
-        dst_term = _Term("graph", port=dst.port) if dst.node is None else _Term("port", dst.node, dst.port)
-        groups.append(([src_term], dst_term, "rebuild"))
-    for ref in muted:
-        groups.append(([_Term("port", ref.node, ref.port)], _Term("mute"), "rebuild"))
-    return groups
-
-
 # ------------------------------------------------------------------------- NetChain
 class NetChain(NetGraph):
     """Layers applied one after another: each layer's first output feeds the next one's
@@ -525,7 +449,7 @@ class NetChain(NetGraph):
         self._assemble(nodes, groups, port_shapes)
 
     def describe(self) -> str:
-        return f"NetChain[{len(self.nodes)} layers]"
+        return f"NetChain[{_count(len(self.nodes))}]"
 
 
 __all__ = ["NetChain", "NetGraph", "NetPort", "PortRef", "as_layer", "show_path"]

@@ -21,19 +21,19 @@ from typing import Any, Callable, Optional
 
 import networkx as nx
 
-from layers.attention import AttentionLayer
-from layers.base import Layer
-from layers.display import (
-    array_table, is_container, leaf_layers, ordered_children, total, unique_arrays,
-)
-from layers.scope import Path
-from shapes import Automatic, SerializationError, SpecificationError
-from shapes.dims import Known, Varying
-from shapes.elements import Index
-from shapes.porttype import PortType
+from .layers.base import Layer
+from .layers.scope import Path
+from .layers.tree import leaf_layers, ordered_children
+from .shapes import Automatic
+from .errors import SerializationError, SpecificationError
+from .shapes.dims import Known, Varying
+from .shapes.elements import Index
+from .shapes.porttype import PortType
 
-from .graph import NetGraph, NetPort, PortRef
+from .graph import NetGraph, NetPort
+from .ir import walk
 from .serialize import to_config
+from .summary import array_table, total, unique_arrays
 
 
 # --------------------------------------------------------------------------- layers
@@ -45,12 +45,6 @@ def _type_counts(net: Layer) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------ the layers graph
-# How a layer that computes something itself feeds its sub-nets: sub-net -> {sub-net input:
-# the layer's input whose producer feeds it}. The sub-net's outputs flow back into the layer.
-CHILD_FEEDS: dict[type, dict[str, dict[str, str]]] = {
-    AttentionLayer: {"ScoringNet": {"Input": "Key", "Query": "Query"}},
-}
-
 Endpoint = tuple[Any, str]  # (a node of the layers graph, one of its ports)
 Feeds = dict[str, Optional[Endpoint]]  # port name -> its producer
 
@@ -75,7 +69,7 @@ class _Wiring:
         producers (leaf nodes and their ports)."""
         if isinstance(layer, NetGraph):
             return self._graph(layer, path, inputs)
-        if is_container(layer):  # an operator: the sub-nets see the operator's ports
+        if layer.is_container:  # an operator: the sub-nets see the operator's ports
             outputs: dict[str, Endpoint | None] = {}
             for name, child in ordered_children(layer).items():
                 outputs.update(self.wire(child, path + (name,),
@@ -84,7 +78,7 @@ class _Wiring:
         self.graph.add_node(path, kind="layer", layer=layer, type=layer.type_name)
         for port in layer.input_names:
             self.edge(inputs.get(port), path, port)
-        feeds = CHILD_FEEDS.get(type(layer), {})
+        feeds = layer.child_feeds
         for name, child in ordered_children(layer).items():
             mapping = feeds.get(name, {})
             child_inputs = {p: inputs.get(mapping.get(p, p)) for p in child.input_names}
@@ -94,17 +88,8 @@ class _Wiring:
         return {p: (path, p) for p in layer.output_names}
 
     def _graph(self, graph: NetGraph, path: Path, inputs: Feeds) -> Feeds:
-        produced: dict[PortRef, Endpoint | None] = {}
-
-        def source(ref: PortRef) -> Endpoint | None:
-            return inputs.get(ref.port) if ref.node is None else produced.get(ref)
-
-        for name in graph.order:
-            layer = graph.nodes[name]
-            fed = {p: source(graph.edges[PortRef(name, p)]) for p in layer.input_names}
-            for port, src in self.wire(layer, path + (name,), fed).items():
-                produced[PortRef(name, port)] = src
-        return {p: source(graph.edges[PortRef(None, p)]) for p in graph.output_names}
+        return walk(graph.ir, lambda name, layer, fed: self.wire(layer, path + (name,), fed),
+                    {p: inputs.get(p) for p in graph.input_names})
 
 
 def layers_graph(net: Layer) -> nx.DiGraph:
@@ -129,49 +114,6 @@ def layers_graph(net: Layer) -> nx.DiGraph:
 
 
 # ------------------------------------------------------------------------ topology hash
-def _jsonable(value: Any) -> Any:
-    """A stable plain-data spelling of an option value that ``to_config`` cannot save
-    (a Python function: its qualified name and its bytecode)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if callable(value):
-        code = getattr(value, "__code__", None)
-        name = getattr(value, "__qualname__", type(value).__qualname__)
-        spelled = {"function": f"{getattr(value, '__module__', '')}.{name}"}
-        if code is not None:
-            spelled["code"] = _code_digest(code)
-        return spelled
-    return repr(value)
-
-
-def _code_digest(code: Any) -> str:
-    """A digest of a function's bytecode, constants and names (nested functions included;
-    no addresses, so equal source gives equal digests)."""
-    consts = [_code_digest(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
-    spelled = repr((consts, code.co_names, code.co_varnames)).encode()
-    return hashlib.sha256(code.co_code + spelled).hexdigest()
-
-
-def _loose_config(net: Layer) -> dict[str, Any]:
-    """``to_config``'s structure for nets it cannot save (options holding Python functions)."""
-    config: dict[str, Any] = {
-        "type": net.type_name,
-        "options": _jsonable(net.options.model_dump()),
-        "ports": {k: _jsonable(repr(v.to_user())) for k, v in net.port_specs.items()},
-        "removed": sorted(set(net.array_specs_all()) - set(net.array_specs())),
-        "initializers": _jsonable(dict(net.initializers)),
-        "children": {k: _loose_config(c) for k, c in net.children().items()},
-    }
-    if isinstance(net, NetGraph):
-        config["edges"] = [[d.node, d.port, s.node, s.port] for d, s in net.edges.items()]
-        config["muted"] = sorted([r.node, r.port] for r in net.muted)
-    return config
-
-
 def _canonical(config: Any) -> Any:
     """Edge lists in a fixed order: equal structures give equal JSON."""
     if isinstance(config, dict):
@@ -212,12 +154,8 @@ def _port_types(net: Layer) -> dict[str, Any]:
 def topology_hash(net: Layer) -> str:
     """A SHA-256 hex digest of the structure: layer types, options, declared and inferred
     port shapes, connections and array shapes; never array values."""
-    try:
-        structure = to_config(net)
-    except SerializationError:
-        structure = _loose_config(net)
     document = {
-        "structure": _canonical(structure),
+        "structure": _canonical(to_config(net, strict=False)),
         "ports": _port_types(net),
         "arrays": {"/".join(e.position): e.dims for e in array_table(net)},  # Automatic: repr
     }

@@ -13,9 +13,11 @@ import zlib
 
 import numpy as np
 
-from layers.base import ArraySpec, Layer, shared_values
-from layers.scope import Inference, Path, show_path
-from shapes import AmbiguousShapeError, Known, SpecificationError
+from .layers.base import ArraySpec, Layer, shared_values
+from .layers.scope import Inference, Path, show_path
+from .layers.tree import iter_layers, map_layers
+from .shapes import Known
+from .errors import AmbiguousShapeError, SpecificationError
 
 
 _METHODS = ("Kaiming", "Xavier")
@@ -66,31 +68,30 @@ def _unresolved(layer: Layer, inference: Inference, path: Path, name: str) -> Am
     )
 
 
-def _initialize(layer: Layer, inference: Inference, path: Path, seed: int, method: str,
-                distribution: str, redo: bool, shared: dict[str, np.ndarray]) -> Layer:
-    fresh = {}
-    for name, spec in layer.array_specs().items():
-        if name in layer.shared:
-            value = shared[layer.shared[name]]
-            if value is not layer.arrays.get(name):
-                fresh[name] = value
-            continue
-        if layer.arrays.get(name) is not None and not redo:
-            continue
-        dims = inference.array(path, name)
-        if dims is None or not all(isinstance(d, Known) for d in dims):
-            raise _unresolved(layer, inference, path, name)
-        key = zlib.crc32("/".join(path + (name,)).encode())
-        rng = np.random.default_rng([seed, key])
-        fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution,
-                            layer.initializers.get(name))
-    children = {
-        name: _initialize(child, inference, path + (name,), seed, method, distribution, redo, shared)
-        for name, child in layer.children().items()
-    }
-    if children and any(children[n] is not c for n, c in layer.children().items()):
-        layer = layer.with_children(children)
-    return layer.evolve(arrays=fresh) if fresh else layer
+def _initialize(net: Layer, seed: int, method: str, distribution: str, redo: bool,
+                shared: dict[str, np.ndarray]) -> Layer:
+    inference = net.inference
+
+    def fill(path: Path, layer: Layer) -> Layer:
+        fresh = {}
+        for name, spec in layer.array_specs().items():
+            if name in layer.shared:
+                value = shared[layer.shared[name]]
+                if value is not layer.arrays.get(name):
+                    fresh[name] = value
+                continue
+            if layer.arrays.get(name) is not None and not redo:
+                continue
+            dims = inference.array(path, name)
+            if dims is None or not all(isinstance(d, Known) for d in dims):
+                raise _unresolved(layer, inference, path, name)
+            key = zlib.crc32("/".join(path + (name,)).encode())
+            rng = np.random.default_rng([seed, key])
+            fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution,
+                                layer.initializers.get(name))
+        return layer.evolve(arrays=fresh) if fresh else layer
+
+    return map_layers(fill, net)
 
 
 def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
@@ -105,19 +106,13 @@ def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
         )
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise SpecificationError(f"NetInitialize: seed must be a non-negative int; found {seed!r}.")
-    return _initialize(net, net.inference, (), seed, method, distribution, reinitialize,
+    return _initialize(net, seed, method, distribution, reinitialize,
                        _shared_arrays(net, seed, method, distribution, reinitialize))
 
 
-def _first_user(layer: Layer, name: str, path: Path = ()) -> tuple[Layer, Path, str] | None:
-    for local, shared in layer.shared.items():
-        if shared == name:
-            return layer, path, local
-    for child_name, child in layer.children().items():
-        found = _first_user(child, name, path + (child_name,))
-        if found:
-            return found
-    return None
+def _first_user(net: Layer, name: str) -> tuple[Layer, Path, str]:
+    return next((layer, path, local) for path, layer in iter_layers(net, include_root=True)
+                for local, shared in layer.shared.items() if shared == name)
 
 
 def _shared_arrays(net: Layer, seed: int, method: str, distribution: str,

@@ -27,17 +27,18 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from layers.attention import AttentionLayer
-from layers.base import Layer
-from layers.aggregation import SummationLayer
-from layers.dot import DotLayer
-from layers.elementwise import ElementwiseLayer
-from layers.linear import LinearLayer
-from layers.reshape import TransposeLayer
-from layers.scaling import ConstantTimesLayer
-from layers.sequence import NetMapOperator
-from layers.threading import ThreadingLayer
-from shapes import Automatic, SpecificationError
+from .layers.attention import AttentionLayer
+from .layers.base import Layer
+from .layers.aggregation import SummationLayer
+from .layers.dot import DotLayer
+from .layers.elementwise import ElementwiseLayer
+from .layers.linear import LinearLayer
+from .layers.reshape import TransposeLayer
+from .layers.scaling import ConstantTimesLayer
+from .layers.sequence import NetMapOperator
+from .layers.threading import ThreadingLayer
+from .shapes import Automatic
+from .errors import SpecificationError
 
 from .extract import NetReplacePart
 from .graph import NetGraph, NetPort

@@ -27,15 +27,13 @@ from xml.sax.saxutils import escape, quoteattr
 
 import networkx as nx
 
-from layers.base import Layer
-from layers.display import (
-    array_table, leaf_layers, ordered_children, port_items, port_list, total,
-)
-from layers.scope import Path, show_path
-from layers.sequence import NetMapOperator
-from shapes import SpecificationError
+from .layers.base import Layer
+from .layers.scope import Path, show_path
+from .layers.tree import leaf_layers, ordered_children
+from .errors import SpecificationError
 
 from .graph import NetGraph
+from .summary import array_table, port_items, port_list, total
 
 # ------------------------------------------------------------------------ geometry
 FONT_FAMILY = "DejaVu Sans Mono, Menlo, Consolas, Liberation Mono, monospace"
@@ -353,9 +351,7 @@ def inner_view(layer: Layer, path: Path, inference: Any, depth: int) -> tuple[Vi
     children = ordered_children(layer)
     if len(children) == 1:
         (name, child), = children.items()
-        caption = f'{name}: {child.describe()}'
-        if isinstance(layer, NetMapOperator):
-            caption += ", applied to each element"
+        caption = f'{name}: {child.describe()}{layer.child_caption}'
         if isinstance(child, NetGraph):
             return graph_view(child, path + (name,), inference, depth), caption
         return single_view(name, path + (name,), child, inference, depth), caption

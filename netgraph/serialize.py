@@ -5,11 +5,12 @@ port shapes, sub-nets, and for graphs the resolved connections); ``from_config``
 ``save(net, path)`` writes one ``.npz`` file holding that JSON (as bytes) and every array by
 path; ``load(path)`` reads it with ``allow_pickle=False``, validates the JSON with pydantic
 models, rebuilds the net (running inference, so arrays of the wrong shape are caught) and
-returns it whole or raises :class:`~shapes.errors.SerializationError` - never half a net.
+returns it whole or raises :class:`~netgraph.errors.SerializationError` - never half a net.
 Loading runs no code from the file: layer types are looked up in the layer registry.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import zipfile
@@ -18,10 +19,11 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pydantic
 
-from layers.aggregation import Span
-from layers.base import Layer, NetArray, shared_values
-from layers.options import All, Inherited
-from shapes import Automatic, NetGraphError, Restricted, SerializationError
+from .layers.base import Layer, NetArray, shared_values
+from .layers.tree import iter_layers
+from .layers.options import All, Inherited
+from .shapes import Automatic, Restricted
+from .errors import NetGraphError, SerializationError
 
 from .graph import NetGraph
 
@@ -61,8 +63,8 @@ class FileHeader(pydantic.BaseModel):
 def _to_json(value: Any, where: str) -> Any:
     if value is Automatic or value is All or value is Inherited:
         return repr(value)
-    if isinstance(value, Span):
-        return {"start": value.start, "stop": value.stop}
+    if isinstance(value, pydantic.BaseModel):  # a structured option value (a level Span):
+        return _to_json(value.model_dump(), where)  # the options model validates it back
     if isinstance(value, (tuple, list)):
         return [_to_json(v, where) for v in value]
     if isinstance(value, dict):
@@ -78,6 +80,33 @@ def _to_json(value: Any, where: str) -> Any:
             hint='use a named function ("Tanh", "Plus") or rebuild the layer after loading.',
         )
     raise SerializationError(f"{where}: the value {value!r} cannot be saved.")
+
+
+def _to_json_loose(value: Any, where: str) -> Any:
+    """``_to_json``, with a Python function spelled by name and bytecode digest."""
+    if isinstance(value, (tuple, list)):
+        return [_to_json_loose(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json_loose(v, where) for k, v in value.items()}
+    if callable(value) and not isinstance(value, type):
+        code = getattr(value, "__code__", None)
+        name = getattr(value, "__qualname__", type(value).__qualname__)
+        spelled = {"function": f"{getattr(value, '__module__', '')}.{name}"}
+        if code is not None:
+            spelled["code"] = _code_digest(code)
+        return spelled
+    try:
+        return _to_json(value, where)
+    except SerializationError:
+        return repr(value)
+
+
+def _code_digest(code: Any) -> str:
+    """A digest of a function's bytecode, constants and names (nested functions included;
+    no addresses, so equal source gives equal digests)."""
+    consts = [_code_digest(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    spelled = repr((consts, code.co_names, code.co_varnames)).encode()
+    return hashlib.sha256(code.co_code + spelled).hexdigest()
 
 
 def _from_json(value: Any) -> Any:
@@ -123,9 +152,13 @@ def _port_from_json(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ structure <-> config
-def to_config(net: Layer, path: str = "net") -> dict[str, Any]:
-    """The structure of ``net`` as plain, JSON-ready data (no arrays)."""
-    options = {k: _to_json(v, f'option "{k}" of {path} ({net.describe()})')
+def to_config(net: Layer, path: str = "net", *, strict: bool = True) -> dict[str, Any]:
+    """The structure of ``net`` as plain, JSON-ready data (no arrays). A value that cannot
+    be saved (a Python function in an option) is a :class:`SerializationError`; with
+    ``strict=False`` it is spelled by its qualified name and a digest of its bytecode
+    instead (a description, e.g. for ``Information(net, "TopologyHash")``, not loadable)."""
+    spell = _to_json if strict else _to_json_loose
+    options = {k: spell(v, f'option "{k}" of {path} ({net.describe()})')
                for k, v in net.options.model_dump().items()}
     config: dict[str, Any] = {"type": net.type_name}
     if options:
@@ -138,10 +171,11 @@ def to_config(net: Layer, path: str = "net") -> dict[str, Any]:
     if net.shared:
         config["shared"] = dict(net.shared)
     if net.initializers:
-        config["initializers"] = {k: _to_json(v, path) for k, v in net.initializers.items()}
+        config["initializers"] = {k: spell(v, path) for k, v in net.initializers.items()}
     children = net.children()
     if children:
-        config["children"] = {k: to_config(c, f"{path}/{k}") for k, c in children.items()}
+        config["children"] = {k: to_config(c, f"{path}/{k}", strict=strict)
+                              for k, c in children.items()}
     if isinstance(net, NetGraph):
         config["edges"] = [[d.node, d.port, s.node, s.port] for d, s in net.edges.items()]
         config["muted"] = sorted([r.node, r.port] for r in net.muted)
@@ -219,13 +253,10 @@ def from_config(config: Mapping[str, Any]) -> Layer:
 
 
 # ------------------------------------------------------------------------- files
-def _arrays(net: Layer, path: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    found = {"/".join(path + (n,)): a for n, a in net.arrays.items()
-             if a is not None and n not in net.shared}
-    for name, child in net.children().items():
-        found.update(_arrays(child, path + (name,)))
-    if not path:
-        found.update({f"SharedArrays/{n}": v for n, v in shared_values(net).items() if v is not None})
+def _arrays(net: Layer) -> dict[str, np.ndarray]:
+    found = {"/".join(path + (n,)): a for path, layer in iter_layers(net, include_root=True)
+             for n, a in layer.arrays.items() if a is not None and n not in layer.shared}
+    found.update({f"SharedArrays/{n}": v for n, v in shared_values(net).items() if v is not None})
     return found
 
 

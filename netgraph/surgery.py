@@ -30,14 +30,16 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
-from layers.base import Layer
-from layers.options import All
-from shapes import PartSpecError, ShapeMismatchError, SpecificationError
-from shapes.elements import Index, Integer, Restricted
-from shapes.dims import Known, dim_to_user
-from shapes.porttype import PortType
+from .layers.base import Layer
+from .layers.options import All
+from .layers.tree import child_name
+from .errors import PartSpecError, ShapeMismatchError, SpecificationError
+from .shapes.elements import Index, Integer, Restricted
+from .shapes.dims import Known, dim_to_user
+from .shapes.porttype import PortType
 
-from .graph import NetChain, NetGraph, NetPort, PortRef
+from .graph import NetChain, NetGraph, NetPort
+from .ir import GraphIR, PortRef
 
 # ------------------------------------------------------------------------ helpers
 
@@ -58,14 +60,9 @@ def _layer_list(graph: NetGraph) -> str:
 
 def _node(graph: NetGraph, ref: Any, fn: str) -> str:
     """The node a layer reference names: a name, or a 0-based (negative: from the end) index."""
-    names = list(graph.nodes)
-    if isinstance(ref, str) and ref in graph.nodes:
-        return ref
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        if str(ref) in graph.nodes:
-            return str(ref)
-        if -len(names) <= ref < len(names):
-            return names[ref]
+    name = child_name(graph.nodes, ref)
+    if name is not None:
+        return name
     raise PartSpecError(
         f"{fn}: {graph.describe()} has no layer {ref!r}.",
         hint=f"its layers are {_layer_list(graph)}; give a name or a 0-based index "
@@ -109,48 +106,15 @@ def _unique_names(fixed: Iterable[str], wanted: Sequence[tuple[Hashable, str]]) 
     return result
 
 
-def _ancestors(graph: NetGraph, refs: Iterable[PortRef]) -> set[str]:
-    """The layers whose values ``refs`` depend on (the refs' own layers included)."""
-    found: set[str] = set()
-    todo = [r.node for r in refs if r.node is not None]
-    while todo:
-        name = todo.pop()
-        if name in found:
-            continue
-        found.add(name)
-        for port in graph.nodes[name].input_names:
-            src = graph.edges[PortRef(name, port)]
-            if src.node is not None:
-                todo.append(src.node)
-    return found
-
-
-def _descendants(graph: NetGraph, starts: Iterable[str]) -> set[str]:
-    """``starts`` and every layer fed by them, directly or not."""
-    consumers: dict[str, set[str]] = {}
-    for dst, src in graph.edges.items():
-        if dst.node is not None and src.node is not None:
-            consumers.setdefault(src.node, set()).add(dst.node)
-    found: set[str] = set()
-    todo = list(starts)
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo += consumers.get(name, ())
-    return found
-
-
 def _build_graph(nodes: Mapping[str, Layer], edges: Sequence[tuple[PortRef, PortRef]],
                  port_specs: Mapping[str, Any]) -> NetGraph:
     """A NetGraph over ``nodes`` from an edge list (dst, src) in which every graph port is
     explicit; outputs nobody consumes are muted."""
     consumed = {src for _, src in edges}
-    muted = [(name, port) for name, layer in nodes.items() for port in layer.output_names
+    muted = [PortRef(name, port) for name, layer in nodes.items() for port in layer.output_names
              if PortRef(name, port) not in consumed]
-    structure = {"edges": [(d.node, d.port, s.node, s.port) for d, s in edges], "muted": muted}
-    return NetGraph.restore({}, {k: v for k, v in port_specs.items() if v is not None}, {},
-                            dict(nodes), structure)
+    return NetGraph.from_ir(GraphIR.from_edges(nodes, dict(edges), muted),
+                            {k: v for k, v in port_specs.items() if v is not None})
 
 
 def _as_chain(graph: NetGraph, renumber: bool) -> NetChain | None:
@@ -284,6 +248,21 @@ def _cut(graph: NetGraph, keep: set[str], ends: list[tuple[str, PortRef, bool]] 
 # ----------------------------------------------------------------------- NetTake
 
 
+def _layer_port(graph: NetGraph, ref: NetPort, fn: str, kind: str, rule: str) -> tuple[str, str]:
+    """(layer, port) of ``NetPort(layer, port)``, the port being an ``kind`` ("input" or
+    "output") port of that layer."""
+    name = _node(graph, ref.parts[0], fn)
+    port = str(ref.parts[1])
+    layer = graph.nodes[name]
+    wanted, other = ((layer.input_names, layer.output_names) if kind == "input"
+                     else (layer.output_names, layer.input_names))
+    if port not in wanted:
+        found = f"an {'output' if kind == 'input' else 'input'} port" if port in other else "not a port"
+        raise PartSpecError(f'{fn}: "{port}" is {found} of layer "{name}" ({layer.describe()}); {rule}.',
+                            hint=f"its {kind} ports are {list(wanted)}.")
+    return name, port
+
+
 def _ends(graph: NetGraph, spec: Any, fn: str) -> list[tuple[str, PortRef, bool]]:
     items = spec if isinstance(spec, list) else [spec]
     if not items:
@@ -309,16 +288,7 @@ def _ends(graph: NetGraph, spec: Any, fn: str) -> list[tuple[str, PortRef, bool]
                     "write NetPort(layer, port).",
                 )
         elif isinstance(item, NetPort):
-            name = _node(graph, item.parts[0], fn)
-            port = str(item.parts[1])
-            layer = graph.nodes[name]
-            if port not in layer.output_names:
-                kind = "an input port" if port in layer.input_names else "not a port"
-                raise PartSpecError(
-                    f'{fn}: "{port}" is {kind} of layer "{name}" ({layer.describe()}); an end '
-                    "must be an output port.",
-                    hint=f"its output ports are {list(layer.output_names)}.",
-                )
+            name, port = _layer_port(graph, item, fn, "output", "an end must be an output port")
             ends.append((port, PortRef(name, port), False))
         elif isinstance(item, (tuple, list)):
             raise SpecificationError(
@@ -352,16 +322,8 @@ def _starts(graph: NetGraph, spec: Any, fn: str) -> set[str] | None:
             starts |= {d.node for d, s in graph.edges.items()
                        if s == PortRef(None, port) and d.node is not None}
         elif isinstance(item, NetPort):
-            name = _node(graph, item.parts[0], fn)
-            port = str(item.parts[1])
-            layer = graph.nodes[name]
-            if port not in layer.input_names:
-                kind = "an output port" if port in layer.output_names else "not a port"
-                raise PartSpecError(
-                    f'{fn}: "{port}" is {kind} of layer "{name}" ({layer.describe()}); a start '
-                    "must be a layer or one of its input ports.",
-                    hint=f"its input ports are {list(layer.input_names)}.",
-                )
+            name, _ = _layer_port(graph, item, fn, "input",
+                                  "a start must be a layer or one of its input ports")
             starts.add(name)
         elif isinstance(item, (tuple, list)):
             raise SpecificationError(f"{fn}: {item!r} is not a valid start.")
@@ -402,10 +364,10 @@ def NetTake(net: NetGraph, spec: Any) -> NetGraph:
     else:
         start_spec, end_spec = All, spec
     ends = _ends(graph, end_spec, fn)
-    keep = _ancestors(graph, [s for _, s, _ in ends])
+    keep = graph.ir.upstream(s.node for _, s, _ in ends if s.node is not None)
     starts = _starts(graph, start_spec, fn)
     if starts is not None:
-        keep &= _descendants(graph, starts)
+        keep &= graph.ir.downstream(starts)
         missing = [s.node for _, s, _ in ends if s.node is not None and s.node not in keep]
         if missing:
             raise SpecificationError(

@@ -52,7 +52,7 @@ class Restricted:
         return f"Restricted({self.kind!r}, {self.n})"
 
     def __post_init__(self) -> None:
-        from .errors import SpecificationError
+        from ..errors import SpecificationError
 
         if self.kind != "Integer":
             raise SpecificationError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-from .errors import ShapeMismatchError
+from ..errors import ShapeMismatchError
 from .solver import Origin, Solver, Sym, Where, _text
 
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Union
 
 from .dims import Auto, Dim, Known, Varying
 from .elements import Element, Index, Integer, Real
-from .errors import ElementTypeError, ShapeMismatchError
+from ..errors import ElementTypeError, ShapeMismatchError
 
 Where = Union[str, Callable[[], str]]
 

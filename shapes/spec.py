@@ -18,7 +18,7 @@ from typing import Union
 
 from .dims import Automatic, _AutomaticType
 from .elements import Restricted
-from .errors import SpecificationError
+from ..errors import SpecificationError
 
 DimSpec = Union[int, str, _AutomaticType]
 ElemSpec = Union[str, Restricted, None]

@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import netgraph as ng
-from shapes import Auto, Known, Real, Varying
+from netgraph.shapes import Auto, Known, Real, Varying
 
 Reference = Callable[[dict[str, np.ndarray], "Arrays"], Any]
 

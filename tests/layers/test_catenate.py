@@ -7,7 +7,7 @@ import pytest
 
 import netgraph as ng
 from harness import check_layer
-from shapes import Varying
+from netgraph.shapes import Varying
 
 
 def _inputs(rng, shapes):

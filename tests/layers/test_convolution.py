@@ -8,7 +8,7 @@ import pytest
 
 import netgraph as ng
 from harness import Arrays, check_layer
-from shapes import Varying
+from netgraph.shapes import Varying
 
 
 # --------------------------------------------------------------------- NumPy reference

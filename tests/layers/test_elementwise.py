@@ -8,7 +8,7 @@ import pytest
 
 import netgraph as ng
 from harness import check_layer
-from layers.elementwise import ELEMENTWISE_FUNCTIONS
+from netgraph.layers.elementwise import ELEMENTWISE_FUNCTIONS
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 

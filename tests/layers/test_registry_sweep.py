@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-import layers
+from netgraph import layers
 import netgraph as ng
 from harness import check_layer
 
@@ -118,6 +118,22 @@ TABLE: dict[str, Case] = {
         lambda: ng.AttentionLayer("Dot"),
         lambda r: {"Key": _f(r, 4, 3), "Value": _f(r, 4, 2), "Query": _f(r, 3)},
         lambda i, a: _softmax(i["Key"] @ i["Query"]) @ i["Value"]),
+    "BatchNormalizationLayer": Case(
+        lambda: ng.BatchNormalizationLayer(), lambda r: {"Input": _f(r, 2, 3)},
+        lambda i, a: ((i["Input"] - a["MovingMean"][:, None])
+                      / np.sqrt(a["MovingVariance"][:, None] + 1e-3) * a["Scaling"][:, None]
+                      + a["Biases"][:, None])),
+    "MeanSquaredLossLayer": Case(
+        lambda: ng.MeanSquaredLossLayer(), lambda r: {"Input": _f(r, 3, 2), "Target": _f(r, 3, 2)},
+        lambda i, a: np.mean((i["Input"] - i["Target"]) ** 2)),
+    "MeanAbsoluteLossLayer": Case(
+        lambda: ng.MeanAbsoluteLossLayer(), lambda r: {"Input": _f(r, 4), "Target": _f(r, 4)},
+        lambda i, a: np.mean(np.abs(i["Input"] - i["Target"]))),
+    "CrossEntropyLossLayer": Case(
+        lambda: ng.CrossEntropyLossLayer("Index"),
+        lambda r: {"Input": _softmax(_f(r, 3, 4)), "Target": r.integers(0, 4, 3)},
+        lambda i, a: np.mean(-np.log(np.clip(
+            np.take_along_axis(i["Input"], i["Target"][:, None], axis=1)[:, 0], 1e-7, 1 - 1e-7)))),
     "NetGraph": Case(
         _graph, lambda r: {"Input": _f(r, 4)},
         lambda i, a: np.tanh(a["lin", "Weights"] @ i["Input"] + a["lin", "Biases"])),

@@ -428,7 +428,7 @@ MISTAKES = {
 def test_every_user_mistake_is_a_netgraph_error(mistake):
     with pytest.raises(ng.NetGraphError) as info:
         MISTAKES[mistake]()
-    assert type(info.value).__module__ == "shapes.errors"
+    assert type(info.value).__module__ == "netgraph.errors"
     assert str(info.value).strip()
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import netgraph as ng
-from layers.display import iter_layers, summary
+from netgraph.layers.tree import iter_layers
+from netgraph.summary import summary
 from netgraph.information import DEFAULT_PROPERTIES, PROPERTIES, Information
 
 

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import netgraph as ng
-from layers.display import iter_layers
+from netgraph.layers.tree import iter_layers
 from netgraph.plot import Rect, Text, Wire, layout, plot, to_svg
 
 # the example nets are built in test_information.py (tests are not a package: load by path)

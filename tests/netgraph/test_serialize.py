@@ -22,10 +22,10 @@ import jax
 import numpy as np
 import pytest
 
-import layers
+from netgraph import layers
 import netgraph as ng
 import netgraph.serialize as serialize
-from shapes import Index, Integer, Known, Real, Varying
+from netgraph.shapes import Index, Integer, Known, Real, Varying
 
 VARYING_LENGTH = 3
 
@@ -221,6 +221,17 @@ CASES: dict[str, tuple[type, Case]] = {
     "LinearLayer/initializers": (ng.LinearLayer, Case(
         lambda: ng.LinearLayer(3, Input=(2, A)).evolve(port_specs={"Input": (2, 2)}).with_initializers(
             {"Weights": ("Kaiming", "Normal"), "Biases": "Ones"}))),
+    # --- batch normalization: options, and layer state saved with the net
+    "BatchNormalizationLayer": (ng.BatchNormalizationLayer, Case(
+        lambda: ng.BatchNormalizationLayer(momentum=0.5, epsilon=0.01, interleaving=True,
+                                           Input=("Varying", 3),
+                                           MovingMean=np.arange(3, dtype=np.float32)))),
+    # --- losses
+    "MeanSquaredLossLayer": (ng.MeanSquaredLossLayer, Case(
+        lambda: ng.MeanSquaredLossLayer(Input=("Varying", 2)))),
+    "MeanAbsoluteLossLayer": (ng.MeanAbsoluteLossLayer, Case(lambda: ng.MeanAbsoluteLossLayer(Input=3))),
+    "CrossEntropyLossLayer": (ng.CrossEntropyLossLayer, Case(
+        lambda: ng.CrossEntropyLossLayer("Index", Input=("Varying", 4)))),
     # --- elementwise / threading
     "ElementwiseLayer": (ng.ElementwiseLayer, Case(lambda: ng.ElementwiseLayer("Tanh", Input=("Varying", 3)))),
     "ElementwiseLayer/GELU": (ng.ElementwiseLayer, Case(lambda: ng.ElementwiseLayer("GELU", Input=(2, 2)))),

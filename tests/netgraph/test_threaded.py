@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import netgraph as ng
-from shapes import Varying
+from netgraph.shapes import Varying
 
 V = "Varying"
 ATOL = RTOL = 1e-6

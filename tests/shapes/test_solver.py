@@ -11,19 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shapes import (
-    Auto,
-    ElementTypeError,
-    Index,
-    Integer,
-    Known,
-    NetGraphError,
-    Real,
-    ShapeMismatchError,
-    Varying,
-    rules,
-)
-from shapes.solver import Origin, Solver, Sym
+from netgraph.shapes import Auto, Index, Integer, Known, Real, Varying, rules
+from netgraph.errors import ElementTypeError, NetGraphError, ShapeMismatchError
+from netgraph.shapes.solver import Origin, Solver, Sym
 
 A = Origin('port "Output" of a (LinearLayer[3])', "model.py:10")
 B = Origin('declared port "Input" of b (LinearLayer[2])', "model.py:11")

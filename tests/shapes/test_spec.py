@@ -6,14 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shapes import (
-    Automatic,
-    NetGraphError,
-    PortSpec,
-    Restricted,
-    SpecificationError,
-    parse_port_spec,
-)
+from netgraph.shapes import Automatic, PortSpec, Restricted, parse_port_spec
+from netgraph.errors import NetGraphError, SpecificationError
 
 IDX5 = Restricted("Integer", 5)
 

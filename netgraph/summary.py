@@ -1,4 +1,4 @@
-"""Text display of layers and nets, and the tables behind it.
+"""The text summary of layers and nets, and the array tables behind it.
 
 ``summary(net)`` is the text summary (what ``repr`` shows for a net): every layer at every
 depth with its path, type, inferred input and output shapes and parameter count, nested nets
@@ -18,77 +18,31 @@ A ``*`` after a parameter count marks a layer (or a net holding one) whose array
 initialised yet. Consecutive ports of one shape share it (``Input1, Input2 {8}``); cells too
 wide for their column are cut (``+3 more`` ports, a path keeps its end).
 
-The tables (:func:`iter_layers`, :func:`leaf_layers`, :func:`array_table`) are shared with
-``netgraph.information`` (``Information[net, prop]``), so the summary and the properties count
-the same way: *leaf* layers are every layer that is not a pure container (graphs, chains and
-operators such as NetMapOperator only wire their sub-nets), so counts go into containers and
-operators, as in Wolfram.
+The array table (:func:`array_table`) is shared with ``netgraph.information``
+(``Information[net, prop]``) and the picture, so the summary and the properties count the same
+way (leaf layers: :func:`netgraph.layers.tree.leaf_layers`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from shapes import Automatic
-from shapes.dims import Known
-
-from .scope import Path, show_path
+from .layers.scope import Path, show_path
+from .layers.tree import iter_layers, leaf_layers
+from .shapes import Automatic
+from .shapes.dims import Known
 
 if TYPE_CHECKING:
-    from .base import Layer
+    from .layers.base import Layer
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 """The dtype of every array netgraph creates (used for byte counts of missing arrays)."""
 
 
 # ----------------------------------------------------------------------------- tables
-def is_container(layer: "Layer") -> bool:
-    """True for pure containers, whose computation is entirely their sub-nets': graphs and
-    chains (which carry an edge table) and NetMapOperator. A layer that holds a sub-net but
-    computes something itself (AttentionLayer and its "ScoringNet") is not a container."""
-    from .sequence import NetMapOperator
-
-    flag = getattr(type(layer), "is_container", None)
-    if isinstance(flag, bool):
-        return flag
-    return isinstance(layer, NetMapOperator) or (
-        getattr(layer, "edges", None) is not None and bool(layer.children())
-    )
-
-
-def ordered_children(layer: "Layer") -> dict[str, "Layer"]:
-    """A layer's sub-nets, a graph's nodes in topological order."""
-    children = layer.children()
-    order = getattr(layer, "order", None)
-    if order is not None and set(order) == set(children):
-        return {name: children[name] for name in order}
-    return children
-
-
-def iter_layers(net: "Layer", path: Path = ()) -> Iterator[tuple[Path, "Layer"]]:
-    """Every layer below ``net`` (not ``net`` itself), parents before their sub-nets."""
-    for name, child in ordered_children(net).items():
-        cpath = path + (name,)
-        yield cpath, child
-        yield from iter_layers(child, cpath)
-
-
-def leaf_layers(net: "Layer") -> dict[Path, "Layer"]:
-    """Path -> layer for every layer that is not a pure container; ``{(): net}`` when
-    ``net`` itself is one layer."""
-    if not is_container(net):
-        found = {(): net}
-    else:
-        found = {}
-    for path, layer in iter_layers(net):
-        if not is_container(layer):
-            found[path] = layer
-    return found
-
-
 @dataclass(frozen=True)
 class ArrayEntry:
     """One learnable array of a net.
@@ -142,7 +96,7 @@ def array_table(net: "Layer", inference: Any = None, path: Path = ()) -> list[Ar
     if inference is None:
         inference = net.inference
     entries = []
-    for path, layer in [(path, net), *iter_layers(net, path)]:
+    for path, layer in iter_layers(net, path, include_root=True):
         for name in layer.array_specs():
             entries.append(ArrayEntry(
                 position=path + (name,), layer_path=path, name=name,
@@ -333,10 +287,3 @@ def layer_repr(layer: "Layer") -> str:
         return summary(layer)
     except Exception as err:  # a repr must never raise
         return f"{_head(layer, inference)}   (summary failed: {type(err).__name__}: {err})"
-
-
-__all__ = [
-    "ArrayEntry", "array_table", "byte_text", "is_container", "iter_layers",
-    "layer_repr", "leaf_layers", "ordered_children", "port_items", "port_list", "port_text",
-    "show_path", "summary", "summary_lines", "total", "unique_arrays",
-]

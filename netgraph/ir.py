@@ -1,0 +1,212 @@
+"""The graph IR and the one walker over it.
+
+A :class:`GraphIR` is a frozen edge table over named nodes:
+
+* ``nodes``: node name -> layer, in declaration order;
+* ``edges``: destination :class:`PortRef` -> source :class:`PortRef` (an input port has
+  exactly one producer). ``PortRef(None, "x")`` is the graph's own port ``x``: a source for
+  a graph input, a destination for a graph output;
+* ``muted``: layer outputs that are deliberately not graph outputs;
+* ``inputs`` / ``outputs``: the graph's port names, in order;
+* ``order``: a topological order of the nodes (declaration order breaks ties), and ``dag``
+  the networkx node graph it came from.
+
+:meth:`GraphIR.from_edges` is the public constructor: it checks an edge table against the
+nodes' ports, completes it (a dangling input becomes a graph input named after its port, a
+dangling output a graph output, clashes suffixed ``Output1``, ``Output2``, ...) and orders it.
+Everything that follows edges - inference constraints, lowering, the attention fast-path
+transform, information, drawing, surgery - goes through :func:`walk` (values flow along the
+edges in topological order) or reads the table directly; reachability is networkx's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+import networkx as nx
+
+from .errors import CycleError, NetConnectionError
+from .layers.base import Layer
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """A port in a graph: ``node`` None means the graph's own port."""
+
+    node: str | None
+    port: str
+
+    def show(self) -> str:
+        return f'graph port "{self.port}"' if self.node is None else f'"{self.node}" port "{self.port}"'
+
+
+@dataclass(frozen=True, eq=False)
+class GraphIR:
+    """A checked, completed and ordered edge table (see the module docstring)."""
+
+    nodes: Mapping[str, Layer]
+    edges: Mapping[PortRef, PortRef]
+    muted: frozenset
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    order: tuple[str, ...]
+    dag: nx.DiGraph
+
+    @classmethod
+    def from_edges(cls, nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
+                   muted: Iterable[PortRef] = ()) -> "GraphIR":
+        """The IR of ``nodes`` wired by ``edges`` (destination -> source), completed with
+        graph ports for dangling inputs and outputs."""
+        nodes = dict(nodes)
+        edges = dict(edges)
+        muted = frozenset(muted)
+        _check_refs(nodes, edges, muted)
+        dag = nx.DiGraph()
+        dag.add_nodes_from(nodes)
+        dag.add_edges_from((src.node, dst.node) for dst, src in edges.items()
+                           if dst.node is not None and src.node is not None)
+        order = _topological_order(dag, nodes)  # a cycle is reported before missing outputs
+        inputs = _complete_inputs(nodes, edges)
+        outputs = _complete_outputs(nodes, edges, muted, inputs)
+        return cls(nodes, edges, muted, inputs, outputs, order, dag)
+
+    def with_nodes(self, nodes: Mapping[str, Layer]) -> "GraphIR":
+        """The same wiring over other layers (ports are checked again)."""
+        return GraphIR.from_edges(nodes, self.edges, self.muted)
+
+    def source(self, node: str | None, port: str) -> PortRef:
+        """The producer feeding a layer's input port, or a graph output port."""
+        return self.edges[PortRef(node, port)]
+
+    def feeds(self, name: str) -> dict[str, PortRef]:
+        """Input port -> producer, for one node."""
+        return {p: self.edges[PortRef(name, p)] for p in self.nodes[name].input_names}
+
+    def upstream(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every node they depend on."""
+        found = set(names)
+        for name in list(found):
+            found |= nx.ancestors(self.dag, name)
+        return found
+
+    def downstream(self, names: Iterable[str]) -> set[str]:
+        """``names`` and every node that depends on them."""
+        found = set(names)
+        for name in list(found):
+            found |= nx.descendants(self.dag, name)
+        return found
+
+
+def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V]],
+         inputs: Mapping[str, V], *, nodes: Iterable[str] | None = None,
+         outputs: Sequence[PortRef] | None = None) -> dict[Any, V]:
+    """Push values along the edges of ``ir`` in topological order.
+
+    ``visit(name, layer, fed)`` gets one node's input values (port -> value) and returns its
+    output values (port -> value). ``inputs`` gives the graph inputs' values. ``nodes``
+    restricts the walk to a subset (it must contain everything the wanted outputs need).
+    Returns graph output name -> value, or, when ``outputs`` names ports, PortRef -> value
+    (a graph output ref gives the value of its producer).
+    """
+    values: dict[PortRef, V] = {PortRef(None, n): v for n, v in inputs.items()}
+    subset = None if nodes is None else set(nodes)
+    for name in ir.order:
+        if subset is not None and name not in subset:
+            continue
+        layer = ir.nodes[name]
+        fed = {port: values[src] for port, src in ir.feeds(name).items()}
+        for port, value in visit(name, layer, fed).items():
+            values[PortRef(name, port)] = value
+    if outputs is None:
+        return {n: values[ir.edges[PortRef(None, n)]] for n in ir.outputs}
+    return {ref: values[ir.edges[ref] if ref.node is None else ref] for ref in outputs}
+
+
+# ------------------------------------------------------------------------- building
+def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], muted: frozenset) -> None:
+    def check(ref: PortRef, kind: str) -> None:
+        if ref.node is None:
+            return
+        layer = nodes.get(ref.node)
+        if layer is None:
+            raise NetConnectionError(f"the connections name the unknown layer {ref.node!r}.",
+                                     hint=f"the layers are: {', '.join(map(repr, nodes))}.")
+        names = layer.input_names if kind == "input" else layer.output_names
+        if ref.port not in names:
+            raise NetConnectionError(
+                f"the {kind} port {ref.port!r} of layer {ref.node!r} ({layer.describe()}) does not exist.",
+                hint=f"its {kind} ports are: {', '.join(map(repr, names)) or 'none'}.",
+            )
+
+    for dst, src in edges.items():
+        check(dst, "input")
+        check(src, "output")
+    for ref in muted:
+        check(ref, "output")
+
+
+def _complete_inputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
+    inputs: list[str] = []
+    for src in edges.values():
+        if src.node is None and src.port not in inputs:
+            inputs.append(src.port)
+    for name, layer in nodes.items():
+        for port in layer.input_names:
+            ref = PortRef(name, port)
+            if ref not in edges:
+                edges[ref] = PortRef(None, port)
+                if port not in inputs:
+                    inputs.append(port)
+    return tuple(inputs)
+
+
+def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef], muted: frozenset,
+                      inputs: tuple[str, ...]) -> tuple[str, ...]:
+    explicit = [dst.port for dst in edges if dst.node is None]
+    clash = set(explicit) & set(inputs)
+    if clash:
+        raise NetConnectionError(
+            f"the graph port {sorted(clash)[0]!r} is used both as an input and an output."
+        )
+    consumed = set(edges.values())
+    dangling = [PortRef(name, port) for name, layer in nodes.items() for port in layer.output_names
+                if PortRef(name, port) not in consumed and PortRef(name, port) not in muted]
+    counts: dict[str, int] = {}
+    for ref in dangling:
+        counts[ref.port] = counts.get(ref.port, 0) + 1
+    outputs = list(explicit)
+    seen: dict[str, int] = {}
+    for ref in dangling:
+        name = ref.port
+        if counts[name] > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name}{seen[name]}"
+        if name in outputs or name in inputs:
+            raise NetConnectionError(
+                f"Cannot use integer suffix to automatically disambiguate multiple dangling "
+                f"output ports with name {ref.port!r} because of existing port with name {name!r}."
+                if counts[ref.port] > 1 else
+                f"the dangling output {ref.show()} clashes with the graph port {name!r}.",
+                hint="connect it to a named NetPort, or mute it with (NetPort(layer, port), None).",
+            )
+        edges[PortRef(None, name)] = ref
+        outputs.append(name)
+    if not outputs:
+        raise NetConnectionError("the net has no output port: every output is consumed or muted.")
+    return tuple(outputs)
+
+
+def _topological_order(dag: nx.DiGraph, nodes: Mapping[str, Layer]) -> tuple[str, ...]:
+    try:
+        cycle = nx.find_cycle(dag)
+    except nx.NetworkXNoCycle:
+        position = {name: i for i, name in enumerate(nodes)}
+        return tuple(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+    names = [a for a, _ in cycle] + [cycle[0][0]]
+    raise CycleError(
+        "The connectivity of layers within a NetGraph must be acyclic; found the cycle "
+        + " -> ".join(map(repr, names)) + ".",
+        hint="remove one of the connections of this cycle.",
+    )
