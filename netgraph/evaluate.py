@@ -57,7 +57,7 @@ def evaluation_cache(net: Layer) -> EvaluationCache:
 
 
 # ------------------------------------------------------------------ checking data
-def _numeric(where: str, value: Any) -> np.ndarray:
+def as_numeric(where: str, value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except ValueError as err:
@@ -70,7 +70,7 @@ def _numeric(where: str, value: Any) -> np.ndarray:
     return arr
 
 
-def _element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
+def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
     element = ptype.element
     if isinstance(element, Real):
         if not np.issubdtype(arr.dtype, np.floating):
@@ -100,14 +100,14 @@ def _element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
-def _fixed_sizes(where: str, ptype: PortType, shape: tuple[int, ...]) -> None:
+def check_fixed_sizes(where: str, ptype: PortType, shape: tuple[int, ...]) -> None:
     expected = tuple(d.size if isinstance(d, Known) else None for d in ptype.dims)
     if any(e is not None and e != s for e, s in zip(expected, shape)):
         shown = tuple("Varying" if e is None else e for e in expected)
         raise InputDataError(f"{where} has the wrong dimensions ({shape} instead of {shown}).")
 
 
-def _lengths(ports: Mapping[str, PortType], arrays: Mapping[str, np.ndarray], offset: int,
+def example_lengths(ports: Mapping[str, PortType], arrays: Mapping[str, np.ndarray], offset: int,
              prefix: str) -> dict[str, int]:
     """Lengths of the varying symbols, checked equal where ports share one."""
     seen: dict[str, tuple[str, int]] = {}
@@ -124,14 +124,14 @@ def _lengths(ports: Mapping[str, PortType], arrays: Mapping[str, np.ndarray], of
     return {s: n for s, (_, n) in seen.items()}
 
 
-def _needs_data_shapes(net: Layer) -> bool:
+def needs_data_shapes(net: Layer) -> bool:
     for ptype in (net.inference.port((), n) for n in net.input_names):
         if ptype.dims is None or any(isinstance(d, Auto) for d in ptype.dims):
             return True
     return False
 
 
-def _fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = frozenset()) -> Layer:
+def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = frozenset()) -> Layer:
     """``net`` with under-specified input ports declared from one example of the data (the
     first axis "Varying" for the ``varying`` ports, whose examples differ in length)."""
     specs = {}
@@ -162,7 +162,7 @@ def _fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = f
 def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
     """("list", [arrays]) for a list of examples, else ("array", array)."""
     if isinstance(value, (list, tuple)):
-        items = [_numeric(f'Data provided to port "{name}", element #{i}', v) for i, v in enumerate(value)]
+        items = [as_numeric(f'Data provided to port "{name}", element #{i}', v) for i, v in enumerate(value)]
         if not items:
             return "list", []
         shapes = {a.shape for a in items}
@@ -180,7 +180,7 @@ def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
                 f'Data provided to port "{name}" should be a list of rank-{want} arrays, but '
                 f"element #{bad} has shape {items[bad].shape}."
             )
-    return "array", _numeric(f'Data provided to port "{name}"', value)
+    return "array", as_numeric(f'Data provided to port "{name}"', value)
 
 
 # ------------------------------------------------------------------ compiled function
@@ -305,10 +305,10 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
 
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
                      devices: Sequence[Any]) -> Any:
-    if _needs_data_shapes(net):
-        net = _fit_to_data(net, given)
+    if needs_data_shapes(net):
+        net = fit_to_data(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
-    arrays = {n: _element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
+    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
     batched = {}
     for n, arr in arrays.items():
         rank = len(types[n].dims)
@@ -328,8 +328,8 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
     if len(set(sizes.values())) > 1:
         raise InputDataError(f"the batch sizes of the ports differ: {sizes}.")
     for n, arr in arrays.items():
-        _fixed_sizes(f'Data provided to port "{n}"', types[n], arr.shape[1:] if is_batch else arr.shape)
-    lengths = _lengths(types, arrays, 1 if is_batch else 0, "")
+        check_fixed_sizes(f'Data provided to port "{n}"', types[n], arr.shape[1:] if is_batch else arr.shape)
+    lengths = example_lengths(types, arrays, 1 if is_batch else 0, "")
     if not is_batch:
         arrays = {n: a[None] for n, a in arrays.items()}
     rows = next(iter(arrays.values())).shape[0] if arrays else 1
@@ -348,22 +348,22 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     count = next(iter(counts.values()), 0)
     if count == 0:
         return []
-    if _needs_data_shapes(net):
+    if needs_data_shapes(net):
         varying = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
-        net = _fit_to_data(net, {n: v[0] for n, v in given.items()}, varying)
+        net = fit_to_data(net, {n: v[0] for n, v in given.items()}, varying)
     types = {n: net.inference.port((), n) for n in net.input_names}
     examples = []
     for i in range(count):
         arrays = {}
         for n in types:
             where = f'Data provided to port "{n}", element #{i},'
-            arr = _element(where, types[n], given[n][i])
+            arr = check_element(where, types[n], given[n][i])
             if arr.ndim != len(types[n].dims):
                 raise InputDataError(f"{where} should be a rank-{len(types[n].dims)} array {types[n]}; "
                                      f"found shape {arr.shape}.")
-            _fixed_sizes(where, types[n], arr.shape)
+            check_fixed_sizes(where, types[n], arr.shape)
             arrays[n] = arr
-        examples.append(Example(arrays, _lengths(types, arrays, 0, f"element #{i}: ")))
+        examples.append(Example(arrays, example_lengths(types, arrays, 0, f"element #{i}: ")))
     symbols = sorted({s for axes in _varying_axes(types).values() for _, s in axes})
     batch_size = -(-batch_size // len(devices)) * len(devices)
     results: list[Any] = [None] * count

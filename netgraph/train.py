@@ -46,7 +46,7 @@ import optax
 
 from .compiler import params_of, run, state_tree, trainable_mask, with_params
 from .errors import NetGraphError, SpecificationError
-from .evaluate import _fit_to_data, _needs_data_shapes
+from .evaluate import fit_to_data, needs_data_shapes
 from .initialize import NetInitialize
 from .layers.base import Layer
 from .layers.lowering import BATCH_AXIS
@@ -393,8 +393,8 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     if not isinstance(data, (Mapping, tuple)) and (callable(data) or hasattr(data, "__iter__")):
         stream = StreamData(data, Checker({}, (), lambda p: None, "training data"), batch_size, set(),
                             steps_per_epoch, max_epochs)
-    if _needs_data_shapes(net):
-        net = _fit_to_data(net, *_fitting_example(net, data, stream))
+    if needs_data_shapes(net):
+        net = fit_to_data(net, *_fitting_example(net, data, stream))
     if any(True for _ in _missing(net)):
         net = NetInitialize(net, seed=seed)
     training = build_training_net(net, loss, loss_weights)

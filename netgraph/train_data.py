@@ -33,7 +33,7 @@ import numpy as np
 
 from .batching import Example, batch_bucket, pad_batch, plan
 from .errors import InputDataError
-from .evaluate import _element, _fixed_sizes, _lengths, _numeric
+from .evaluate import as_numeric, check_element, check_fixed_sizes, example_lengths
 from .shapes import Index, Known, Real, Varying
 from .shapes.porttype import PortType
 
@@ -109,16 +109,16 @@ class Checker:
     def array(self, name: str, value: Any, where: str) -> np.ndarray:
         """A port's examples stacked along the leading axis, checked."""
         ptype = self.types[name]
-        arr = self._cast(name, _numeric(f'{where}: port "{name}"', value))
+        arr = self._cast(name, as_numeric(f'{where}: port "{name}"', value))
         rank = len(ptype.dims)
         if arr.ndim != rank + 1:
             raise InputDataError(
                 f'{where}: port "{name}" takes examples of shape {self._shown(name)} stacked along a '
                 f"leading example axis (a rank-{rank + 1} array); found an array of shape {arr.shape}.",
                 hint="examples of different lengths go in a list, one array per example.")
-        _fixed_sizes(f'{where}: port "{name}" (examples along the first axis)', ptype, arr.shape[1:])
+        check_fixed_sizes(f'{where}: port "{name}" (examples along the first axis)', ptype, arr.shape[1:])
         self._index_range(name, arr, where)
-        return _element(f'{where}: port "{name}"', ptype, arr)
+        return check_element(f'{where}: port "{name}"', ptype, arr)
 
     def _index_range(self, name: str, arr: np.ndarray, where: str, example: int | None = None) -> None:
         element = self.types[name].element
@@ -145,12 +145,12 @@ class Checker:
     def example(self, name: str, value: Any, where: str, i: int) -> np.ndarray:
         ptype = self.types[name]
         at = f'{where}: port "{name}", example #{i}'
-        arr = self._cast(name, _numeric(at, value))
+        arr = self._cast(name, as_numeric(at, value))
         if arr.ndim != len(ptype.dims):
             raise InputDataError(f"{at}, should be a rank-{len(ptype.dims)} array {ptype}; found shape {arr.shape}.")
-        _fixed_sizes(at, ptype, arr.shape)
+        check_fixed_sizes(at, ptype, arr.shape)
         self._index_range(name, arr, where, i)
-        return _element(at, ptype, arr)
+        return check_element(at, ptype, arr)
 
     def columns(self, given: Mapping[str, Any], where: str) -> tuple[int, dict[str, np.ndarray] | None, list[Example] | None]:
         """(count, stacked arrays, None) when every port stacks, else (count, None, examples)."""
@@ -182,12 +182,12 @@ class Checker:
             stacked[name] = value
         if len(stacked) == len(given):
             arrays = {n: self.array(n, v, where) for n, v in stacked.items()}
-            _lengths(self.types, arrays, 1, "")
+            example_lengths(self.types, arrays, 1, "")
             return count, arrays, None
         examples = []
         for i in range(count):
             arrays = {n: self.example(n, v[i], where, i) for n, v in given.items()}
-            examples.append(Example(arrays, _lengths(self.types, arrays, 0, f"{where}: example #{i}: ")))
+            examples.append(Example(arrays, example_lengths(self.types, arrays, 0, f"{where}: example #{i}: ")))
         return count, None, examples
 
 
