@@ -30,6 +30,7 @@ from .shapes import Automatic, Restricted
 from . import keras
 from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
+from .artifact import export, exported_signature, load_exported
 from .graph import NetChain, NetGraph, NetPort
 from .ir import GraphIR, PortRef, walk
 from .information import Information
@@ -47,5 +48,5 @@ __all__ = [
     "PartSpecError", "Restricted",
     "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
-    "evaluate", "keras", "GraphIR", "PortRef", "walk", "iter_layers", "map_layers", "NetTrain", "TrainResult", "TrainingEvent", "lower", "params_of", "with_params", "NetArray", "Layer",
+    "evaluate", "export", "exported_signature", "load_exported", "keras", "GraphIR", "PortRef", "walk", "iter_layers", "map_layers", "NetTrain", "TrainResult", "TrainingEvent", "lower", "params_of", "with_params", "NetArray", "Layer",
 ]

@@ -41,8 +41,12 @@ def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
 
 
 def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict) -> dict:
+    child = ctx.child(name)
     with jax.named_scope(name):
-        return lower_layer(layer, ctx.child(name), fed)
+        outputs = lower_layer(layer, child, fed)
+    if ctx.taps is not None and child.path in ctx.taps:
+        ctx.taps[child.path] = outputs  # a requested inner output (see LowerContext.taps)
+    return outputs
 
 
 @key_transform.register(NetGraph)
@@ -140,10 +144,11 @@ def require_initialized(net: Layer) -> None:
         )
 
 
-def input_lengths(net: Layer, inputs: Mapping[str, jax.Array]) -> dict[str, int]:
-    """Lengths of the varying symbols of the input ports, read off the array sizes (Python
-    ints: an exact-size example needs no masks)."""
-    lengths: dict[str, jax.Array] = {}
+def input_lengths(net: Layer, inputs: Mapping[str, jax.Array],
+                  given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Lengths of the varying symbols of the input ports: those ``given``, the others read
+    off the array sizes (Python ints: an exact-size example needs no masks)."""
+    lengths: dict[str, Any] = dict(given or {})
     for name in net.input_names:
         dims = net.inference.port((), name).dims or ()
         for axis, dim in enumerate(dims):
@@ -166,9 +171,9 @@ def run(
     ``rng`` comes from a seed the caller chose; if not, layers with a seed of their own use
     it alone), ``batch_axis`` (the vmap axis name of the batch, for batch statistics),
     ``row_valid`` (whether this row is a real example), ``state`` (a dict that collects new
-    layer state by array path, in training mode)."""
-    lens = input_lengths(net, inputs)
-    lens.update(lengths or {})
+    layer state by array path, in training mode), ``taps`` (a dict whose keys are paths of
+    graph nodes, filled with those nodes' outputs ``{port: array}``)."""
+    lens = input_lengths(net, inputs, lengths)
     ctx = LowerContext(net.inference, (), expand_shared(net, params), lens, rng, train, **context)
     return lower_layer(net, ctx, dict(inputs)), lens
 
