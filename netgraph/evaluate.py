@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .layers.base import Layer
@@ -28,7 +29,7 @@ from .errors import InputDataError
 from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
-from .compiler import params_of, port_dict, require_initialized, run
+from .compiler import lower, params_of, port_dict, require_initialized, run
 
 
 # ------------------------------------------------------------------ the evaluation cache
@@ -45,6 +46,7 @@ class EvaluationCache:
     fitted: dict[tuple, Layer] = field(default_factory=dict)
     padded_shapes: set = field(default_factory=set)
     initialized: bool = False
+    fast: dict[tuple, Any] = field(default_factory=dict)  # input signature -> prepared call
 
 
 def evaluation_cache(net: Layer) -> EvaluationCache:
@@ -281,6 +283,12 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
     sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
     """
     cache = evaluation_cache(net)
+    plain = batch_size is None and not train and target_device is None
+    key = _signature(net, data) if plain else None
+    if key is not None and key in cache.fast:
+        return cache.fast[key](data)  # an input signature seen before: only value checks
+    if _traced(data):
+        return _evaluate_traced(net, data, train, seed)
     if not cache.initialized:
         require_initialized(net)
         cache.initialized = True
@@ -300,7 +308,91 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
     if "list" in kinds:
         return _evaluate_list(net, {n: v for n, (_, v) in split.items()}, batch_size or DEFAULT_BATCH_SIZE,
                               train, seed, devices, progress)
-    return _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices)
+    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices)
+    if key is not None and seed is None:
+        cache.fast[key] = _fast_call(net, key, devices)
+    return result
+
+
+# ------------------------------------------------------------- the repeated-call path
+def _signature(net: Layer, data: Any) -> tuple | None:
+    """What the checks that depend only on shapes and dtypes see: (port, shape, dtype) per
+    port, for NumPy data; None for anything else (lists, tracers, Python values)."""
+    if isinstance(data, np.ndarray) and len(net.input_names) == 1:
+        return ((None, data.shape, data.dtype.str),)
+    if isinstance(data, dict) and all(isinstance(v, np.ndarray) for v in data.values()):
+        return tuple(sorted((k, v.shape, v.dtype.str) for k, v in data.items()))
+    return None
+
+
+def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
+    """A call for data of signature ``key``, which passed every check once: it keeps only
+    the checks that need values (index ranges, vectorised) and calls the compiled function
+    with everything else prepared. A value that fails goes through the full path, for its
+    message."""
+    single = key[0][0] is None
+    names = net.input_names
+    shapes = {names[0] if single else n: shape for n, shape, _ in key}
+    fitted = fit_to_data(net, {n: np.zeros(shapes[n], dtype) for n, (_, _, dtype) in zip(shapes, key)}) \
+        if needs_data_shapes(net) else net
+    types = {n: fitted.inference.port((), n) for n in names}
+    is_batch = any(len(shapes[n]) == len(types[n].dims) + 1 for n in names)
+    rows = next(iter(shapes.values()))[0] if is_batch else 1
+    dtypes = {n: np.float32 if isinstance(types[n].element, Real) else np.int32 for n in names}
+    ranges = [(n, types[n].element.n.size) for n in names
+              if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
+    fn = _compiled(fitted, False, False)
+    params = _placed_params(fitted, devices)
+    extra = jax.device_put((np.zeros(rows, np.uint32), np.arange(rows, dtype=np.int32),
+                            np.ones(rows, bool)), devices[0])
+    stats = evaluation_cache(fitted).stats
+    out_names = fitted.output_names
+
+    def call(data: Any) -> Any:
+        given = {names[0]: data} if single else data
+        for n, high in ranges:
+            a = given[n]
+            if a.size and (a.min() < 0 or a.max() >= high):
+                return _evaluate_arrays(net, given, False, None, devices)  # raises the message
+        inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
+        stats["calls"] += 1
+        outputs, _ = fn(params, inputs, {}, *extra)
+        if len(out_names) == 1:
+            value = np.asarray(outputs[out_names[0]])
+            return value if is_batch else value[0]
+        return {k: (np.asarray(v) if is_batch else np.asarray(v)[0]) for k, v in outputs.items()}
+
+    return call
+
+
+def _traced(data: Any) -> bool:
+    values = data.values() if isinstance(data, Mapping) else [data]
+    return any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> Any:
+    """``net(x)`` inside ``jax.jit`` / ``jax.grad`` / ``jax.vmap``: the lowered function on
+    the traced values (one example, or a batch by its leading axis), no host round trip."""
+    require_initialized(net)
+    given = port_dict(net, data)
+    rank = {n: net.inference.port((), n).rank for n in net.input_names}
+    batched = {n: jnp.ndim(v) == rank[n] + 1 for n, v in given.items() if rank[n] is not None}
+    if len(set(batched.values())) > 1:
+        raise InputDataError("some ports got one example and others a batch: "
+                             + ", ".join(f"{n}: {'batch' if b else 'one example'}" for n, b in batched.items()))
+    apply = lower(net, batch_axis=BATCH_AXIS)
+    params = params_of(net)
+    rng = jax.random.key(seed) if train and seed is not None else None
+    if train and rng is None:
+        raise InputDataError("net(x, train=True) on traced values needs seed= for its randomness.")
+
+    def one(x: Any) -> Any:
+        outputs = apply(params, x, rng=rng, train=train)
+        return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
+
+    if any(batched.values()):
+        return jax.vmap(one, axis_name=BATCH_AXIS)(given)
+    return one(given)
 
 
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
