@@ -48,9 +48,7 @@ import os
 
 os.environ["KERAS_BACKEND"] = "jax"  # must be set before keras is imported
 
-import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
@@ -67,7 +65,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 
 import netgraph as ng  # noqa: E402
-from timing import block, paired_ratio, timed_rounds  # noqa: E402
+from timing import arguments, block, paired_ratio, timed_rounds, write_json  # noqa: E402
 
 # ----------------------------------------------------------------------------- settings
 BATCH, TQ, TV, DIM = 32, 128, 128, 64
@@ -616,11 +614,7 @@ def print_report(res: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--samples", action="store_true",
-                        help="keep every timing sample in the JSON (omitted by default)")
+    parser = arguments(__doc__)
     parser.add_argument("--experiment", action="store_true",
                         help="also time netgraph with an in-process patched attention lowering "
                         "(see patched_lowering)")
@@ -662,9 +656,7 @@ def main(argv: list[str] | None = None) -> int:
                         t.pop("samples", None)
             for t in res.get("keras_methods", {}).values():
                 t.pop("samples", None)
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2, default=str)
-        print(f"results written to {args.json}")
+    write_json(args.json, res)
     return 0
 
 

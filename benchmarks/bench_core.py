@@ -20,9 +20,7 @@ alternates each round), each call ended with ``block_until_ready``; the median i
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import platform
 import re
@@ -37,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import netgraph as ng
-from timing import block, paired_ratio, timed_rounds
+from timing import arguments, block, paired_ratio, timed_rounds, write_json
 
 # ----------------------------------------------------------------------------- settings
 BATCH = 256
@@ -421,11 +419,7 @@ def print_report(res: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--samples", action="store_true",
-                        help="keep every timing sample in the JSON (omitted by default)")
+    parser = arguments(__doc__)
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     t0 = time.perf_counter()
@@ -444,9 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             for section in ("forward", "grad", "call", "call_tiny"):
                 for t in res["graph"][section]["timings"].values():
                     t.pop("samples", None)
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2, default=str)
-        print(f"results written to {args.json}")
+    write_json(args.json, res)
     return 0
 
 

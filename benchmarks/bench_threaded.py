@@ -33,7 +33,6 @@ Every implementation's outputs are checked against (a) before anything is timed.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -49,6 +48,9 @@ import numpy as np
 
 import netgraph as ng
 from netgraph.batching import DEFAULT_BATCH_SIZE, Example, batch_bucket, bucket, plan
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import arguments, write_json  # noqa: E402
 
 # ----------------------------------------------------------------------------- settings
 FEATURES = 16
@@ -321,9 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--devices-child":
         devices_child(int(argv[1]), int(argv[2]))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer sequences (smoke test)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser = arguments(__doc__, samples=False)
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     t0 = time.perf_counter()
@@ -358,10 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             res["devices"]["speedup"] >= TARGETS["two_devices_speedup_min"],
     }
     print_report(res)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2, default=str)
-        print(f"results written to {args.json}")
+    write_json(args.json, res)
     return 0
 
 

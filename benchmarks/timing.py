@@ -6,7 +6,9 @@ after it), ``block_until_ready`` on every result, the garbage collector paused, 
 """
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import statistics
 import time
 from typing import Any, Callable
@@ -55,3 +57,22 @@ def timed_rounds(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> d
 def paired_ratio(a: list[float], b: list[float]) -> float:
     """Median over rounds of a[i] / b[i] (a robust ratio for interleaved samples)."""
     return statistics.median(x / y for x, y in zip(a, b))
+
+
+def arguments(description: str, *, samples: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick``, ``--json PATH`` (and ``--samples``)."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    if samples:
+        parser.add_argument("--samples", action="store_true",
+                            help="keep every timing sample in the JSON (omitted by default)")
+    return parser
+
+
+def write_json(path: str | None, results: Any) -> None:
+    """Write ``results`` as JSON to ``path`` (when one is given) and say so."""
+    if path:
+        with open(path, "w") as fh:
+            json.dump(results, fh, indent=2, default=str)
+        print(f"results written to {path}")
