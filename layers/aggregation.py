@@ -21,11 +21,11 @@ from typing import Any, Literal, Optional, Union
 import jax.numpy as jnp
 import pydantic
 
-from ..errors import ShapeMismatchError, SpecificationError
+from ..errors import ShapeMismatchError
 
 from .base import Layer, LayerOptions
-from .lowering import register, valid_positions
-from .options import All, AllT
+from .lowering import lower_layer, valid_positions
+from .options import All, AllT, as_tuple
 
 
 class Span(pydantic.BaseModel):
@@ -37,15 +37,8 @@ class Span(pydantic.BaseModel):
 
 
 Levels = Union[int, tuple[int, ...], AllT, Span]
+Function = Literal["Mean", "Total", "Max", "Min", "Times"]
 _FILL = {"Total": 0.0, "Mean": 0.0, "Times": 1.0}
-
-
-def _span(levels: Any) -> Any:
-    if isinstance(levels, slice):
-        if levels.step not in (None, 1):
-            raise SpecificationError(f"level slices take no step; found {levels!r}.")
-        return Span(start=levels.start or 0, stop=levels.stop)
-    return tuple(levels) if isinstance(levels, list) else levels
 
 
 def resolve_levels(levels: Levels, rank: int, where: str) -> tuple[int, ...]:
@@ -68,36 +61,44 @@ class AggregationLayer(Layer):
     """Reduces ``levels`` of the input with ``function``."""
 
     class Options(LayerOptions):
-        function: Literal["Mean", "Total", "Max", "Min", "Times"]
+        function: Function
         levels: Levels = Span(start=1)
 
-    def __init__(self, function: str, levels: Any = slice(1, None), **kwargs: Any) -> None:
-        self._build({"function": function, "levels": _span(levels)}, kwargs)
+        @pydantic.field_validator("levels", mode="before")
+        @classmethod
+        def _span(cls, levels: Any) -> Any:
+            """A slice of levels (``slice(1, None)``: Wolfram's ``2;;All``) as a Span."""
+            if isinstance(levels, slice):
+                if levels.step not in (None, 1):
+                    raise ValueError(f"level slices take no step; found {levels!r}")
+                return Span(start=levels.start or 0, stop=levels.stop)
+            return as_tuple(levels)
+
+    positional = ("function", "levels")
 
     def describe(self) -> str:
         return f"{self.type_name}[{self.options.function}]"
 
     def template(self, scope: Any) -> None:
-        s = scope.solver
         scope.real("Input", "Output")
 
-        def run() -> None:
-            dims = s.dims(scope.port("Input"))
-            if dims is None:
-                return
-            axes = resolve_levels(self.options.levels, len(dims), scope.where("Input"))
-            kept = [d for i, d in enumerate(dims) if i not in axes]
+        def install(rank: int) -> None:  # which levels are reduced depends on the rank
+            axes = resolve_levels(self.options.levels, rank, scope.where("Input"))
+            kept = [d for i, d in enumerate(scope.dims("Input", rank)) if i not in axes]
             for a, b in zip(scope.dims("Output", len(kept)), kept):
                 scope.same_dim(a, b, "Output")
 
-        s.rule(run, shapes=(scope.port("Input"),))
+        scope.once_ranked(("Input",), install)
 
 
 class SummationLayer(AggregationLayer):
     """The total of all elements: a scalar."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({"function": "Total", "levels": All}, kwargs)
+    class Options(AggregationLayer.Options):
+        function: Function = "Total"
+        levels: Levels = All
+
+    positional = ()
 
     def describe(self) -> str:
         return self.type_name
@@ -122,7 +123,7 @@ def aggregate(function: str, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
     return jnp.where(count > 0, result, jnp.zeros((), x.dtype))
 
 
-@register(AggregationLayer)
+@lower_layer.register(AggregationLayer)
 def _lower_aggregation(layer: AggregationLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     axes = resolve_levels(layer.options.levels, x.ndim, "AggregationLayer")

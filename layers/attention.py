@@ -40,10 +40,11 @@ import jax.numpy as jnp
 import pydantic
 
 from ..errors import ShapeMismatchError, SpecificationError
+from ..shapes import Sym
 
 from .base import ArraySpec, Layer, LayerOptions, user_site
 from .dropout import dropout
-from .lowering import LowerContext, lower_layer, masked_softmax, register, valid_positions
+from .lowering import LowerContext, lower_layer, masked_softmax, valid_positions
 from .scope import constrain
 
 
@@ -61,36 +62,25 @@ class DotScoringLayer(_ScoringLayer):
 
     def template(self, scope: Any) -> None:
         scope.real("Input", "Query", "Output")
-        (k,), (q,) = scope.dims("Input", 1), scope.dims("Query", 1)
-        scope.same_dim(k, q, "Query")
-        scope.dims("Output", 0)
+        scope.shapes(Input=("k",), Query=("k",), Output=())
 
 
 class BilinearScoringLayer(_ScoringLayer):
     """``s = query . (Weights . key)`` with Weights q x k (Wolfram's "Bilinear")."""
 
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Weights",)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Weights": ArraySpec("weights")}
+    arrays_declared = {"Weights": ArraySpec("weights")}
 
     def template(self, scope: Any) -> None:
         scope.real("Input", "Query", "Output")
-        (k,), (q,) = scope.dims("Input", 1), scope.dims("Query", 1)
-        rows, cols = scope.array_dims("Weights", 2)
-        scope.same_dim(rows, q, "Weights")
-        scope.same_dim(cols, k, "Weights")
-        scope.dims("Output", 0)
+        scope.shapes(Input=("k",), Query=("q",), Output=(), Weights=("q", "k"))
 
 
-@register(DotScoringLayer)
+@lower_layer.register(DotScoringLayer)
 def _lower_dot_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
     return {"Output": jnp.dot(inputs["Input"], inputs["Query"])}
 
 
-@register(BilinearScoringLayer)
+@lower_layer.register(BilinearScoringLayer)
 def _lower_bilinear_score(layer: Any, ctx: LowerContext, inputs: dict) -> dict:
     return {"Output": jnp.dot(inputs["Query"], inputs["Input"] @ ctx.params["Weights"].T)}
 
@@ -170,17 +160,25 @@ class AttentionLayer(Layer):
                 return value
             raise ValueError(f'the value of mask should be None, "Causal" or ("Causal", n); got {value!r}')
 
+    scoring_net: Layer
+
     def __init__(self, scoring_net: Any = "Bilinear", **kwargs: Any) -> None:
-        object.__setattr__(self, "scoring_net", as_scoring_net(scoring_net))
-        self._build({}, kwargs)
+        """The scoring net ("Dot", "Bilinear" or a net) by position; the rest by keyword."""
+        self._set(scoring_net=as_scoring_net(scoring_net))
+        super().__init__(**kwargs)
 
     def _adopt_children(self, children: Mapping[str, Layer]) -> None:
-        object.__setattr__(self, "scoring_net", as_scoring_net(children["ScoringNet"]))
+        self._set(scoring_net=as_scoring_net(children["ScoringNet"]))
 
     # ------------------------------------------------------------------ structure
     @property
     def heads(self) -> int:
         return 1 if self.options.multi_head else 0
+
+    def positions(self, dims: tuple) -> tuple:
+        """The position dimensions of a key, value or query shape (or its dimension cells):
+        all but the vector axis and, with ``multi_head``, the heads axis before it."""
+        return tuple(dims[: len(dims) - 1 - self.heads])
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -197,8 +195,8 @@ class AttentionLayer(Layer):
 
     def with_children(self, children: Mapping[str, Layer]) -> "AttentionLayer":
         new = self.evolve()
-        object.__setattr__(new, "scoring_net", as_scoring_net(children.get("ScoringNet", self.scoring_net)))
-        object.__setattr__(new, "origin", user_site())
+        new._set(scoring_net=as_scoring_net(children.get("ScoringNet", self.scoring_net)),
+                 origin=user_site())
         return new
 
     def describe(self) -> str:
@@ -209,7 +207,6 @@ class AttentionLayer(Layer):
     # ------------------------------------------------------------------- template
     def template(self, scope: Any) -> None:
         s = scope.solver
-        h = self.heads
         scope.real("Key", "Value", "Query", "Output")
         inner = scope.child("ScoringNet", self.scoring_net)
         constrain(self.scoring_net, inner)
@@ -270,7 +267,7 @@ class AttentionLayer(Layer):
         for a, b in zip(key[:-1], value[:-1]):
             scope.same_dim(a, b, "Value")
         scope.same_dim(key_size, key[-1], "Key")
-        positions = key[: rank - 1 - h]
+        positions = self.positions(key)
         for later in positions[1:]:
             scope.solver.rule(lambda d=later: self._fixed_position(scope, d), dims=(later,))
         if "KeyMask" in self.input_names:
@@ -279,8 +276,6 @@ class AttentionLayer(Layer):
         return key, value, positions
 
     def _fixed_position(self, scope: Any, dim: int) -> None:
-        from ..shapes import Sym
-
         if isinstance(scope.solver.dim(dim), Sym):
             raise ShapeMismatchError(
                 f"{scope.where('Key')}: only the first key dimension can vary.",
@@ -293,7 +288,7 @@ class AttentionLayer(Layer):
         for a, b in zip(query[:-1], out[:-1]):
             scope.same_dim(a, b, "Output")
         scope.same_dim(query_size, query[-1], "Query")
-        positions = query[: rank - 1 - h]
+        positions = self.positions(query)
         if "QueryMask" in self.input_names:
             for a, b in zip(scope.dims("QueryMask", len(positions)), positions):
                 scope.same_dim(a, b, "QueryMask")
@@ -384,11 +379,11 @@ def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: j
     return used @ values, weights
 
 
-@register(AttentionLayer)
+@lower_layer.register(AttentionLayer)
 def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> dict:
     h = layer.heads
     key, value, query = inputs["Key"], inputs["Value"], inputs["Query"]
-    kpos, qpos = key.shape[: key.ndim - 1 - h], query.shape[: query.ndim - 1 - h]
+    kpos, qpos = layer.positions(key.shape), layer.positions(query.shape)
     P, M = math.prod(kpos), math.prod(qpos)
     keys = key.reshape((P,) + key.shape[len(kpos):])  # (P, [H,] k)
     values = value.reshape((P,) + value.shape[len(kpos):])

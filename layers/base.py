@@ -2,22 +2,26 @@
 
 A layer class declares
 
-* ``Options``: a frozen pydantic model of its options (validated at construction);
+* ``Options``: a frozen pydantic model of its options, defaults and conversions included
+  (validated at construction), and ``positional``: the options given by position;
 * ``input_names`` / ``output_names``: its ports (may depend on the options);
-* ``array_specs``: its learnable arrays and how to initialise them;
+* ``arrays_declared``: its learnable arrays and how to initialise them;
 * ``template(scope)``: its shape rules, stated on the cells of :class:`~layers.scope.Scope`;
 * a lowering, registered with :func:`layers.lowering.lower_layer`.
 
-Instances are never mutated: every edit (``evolve``) returns a new layer. Keyword arguments
+Instances are never mutated: every edit (``evolve``) returns a new layer. The fields of an
+instance are the annotations of its class, set through ``Layer._set`` only. Keyword arguments
 whose names are capitalised are ports (``Input=8``) or arrays (``Weights=W``, ``Biases=None``);
 the others are options.
 """
 from __future__ import annotations
 
 import abc
+import inspect
 import os
 import sys
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -25,8 +29,7 @@ import pydantic
 
 from ..shapes import Automatic, PortSpec, parse_port_spec
 from ..errors import ShapeMismatchError, SpecificationError
-from ..shapes.solver import Origin
-from .scope import show_path
+from .scope import infer, show_path
 from .tree import iter_layers
 
 # netgraph, netgraph.layers and netgraph.shapes: separate folders in an editable install.
@@ -92,6 +95,18 @@ class LayerOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
+def _signature(cls: type) -> inspect.Signature:
+    """``cls(positional..., *, other options, **ports_and_arrays)`` from its Options model."""
+    fields = cls.Options.model_fields
+    P = inspect.Parameter
+    params = [P(name, P.POSITIONAL_OR_KEYWORD if name in cls.positional else P.KEYWORD_ONLY,
+                default=P.empty if fields[name].is_required() else fields[name].default)
+              for name in (*cls.positional, *(n for n in fields if n not in cls.positional))]
+    # ConvolutionLayer(channels=Automatic, kernel): a required option may follow a default
+    return inspect.Signature([*params, P("ports_and_arrays", P.VAR_KEYWORD)],
+                             __validate_parameters__=False)
+
+
 class Layer(abc.ABC):
     """Base class of all layers and nets. See the module docstring."""
 
@@ -107,10 +122,25 @@ class Layer(abc.ABC):
     child_caption: ClassVar[str] = ""
     """Appended to the caption of the sub-net in the picture (", applied to each element")."""
 
+    positional: ClassVar[tuple[str, ...]] = ()
+    """The options that may be given by position, in order: ``LinearLayer(8)`` is
+    ``LinearLayer(size=8)``. Defaults come from ``Options`` only."""
+    arrays_declared: ClassVar[Mapping[str, ArraySpec]] = {}
+    """Every learnable array the class can have (removable ones included), by name."""
+    _fields: ClassVar[frozenset[str]]
+
+    # The fields of an instance: set at construction (or on a copy) through ``_set`` only.
     options: LayerOptions
-    arrays: Mapping[str, np.ndarray | None]
     port_specs: Mapping[str, PortSpec]
     origin: str | None
+    arrays: Mapping[str, np.ndarray | None] = MappingProxyType({})
+    initializers: Mapping[str, Any] = MappingProxyType({})
+    regularizers: Mapping[str, Any] = MappingProxyType({})
+    constraints: Mapping[str, Any] = MappingProxyType({})
+    activity_regularizer: Any = None
+    shared: Mapping[str, str] = MappingProxyType({})
+    _removed: frozenset[str] = frozenset()
+    _inference: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -124,49 +154,61 @@ class Layer(abc.ABC):
                 hint=f"give the class {cls.__module__}.{cls.__qualname__} another name.",
             )
         Layer.registry[cls.__name__] = cls
+        cls._fields = frozenset(
+            name for klass in cls.__mro__ for name, kind in vars(klass).get("__annotations__", {}).items()
+            if "ClassVar" not in str(kind).split("[")[0])
+        cls.__signature__ = _signature(cls) if cls.__init__ is Layer.__init__ else None
+
+    def _set(self, **fields: Any) -> None:
+        """Set declared fields (annotations of the class and its bases). Layers are
+        immutable to their users; construction and copies (``evolve``) set fields here."""
+        for name, value in fields.items():
+            if name not in self._fields:
+                raise AttributeError(f"{type(self).__name__} has no field {name!r}.")
+            object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ construction
-    def __init__(self, **kwargs: Any) -> None:
-        """Layers without positional options: ports, arrays and options by keyword."""
-        self._build({}, kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Options by position (``positional``) or keyword; ports and arrays by keyword."""
+        if len(args) > len(self.positional):
+            takes = (f"at most {len(self.positional)} positional argument(s) "
+                     f"({', '.join(self.positional)})" if self.positional else "no positional arguments")
+            raise SpecificationError(
+                f"{self.type_name} takes {takes}; found {len(args)}: "
+                f"{', '.join(map(repr, args))}.",
+                hint="give the other options, ports and arrays by keyword.",
+            )
+        options = dict(zip(self.positional, args))
+        for name in options:
+            if name in kwargs:
+                raise SpecificationError(f"{self.type_name}: option {name!r} is given twice, "
+                                         "by position and by keyword.")
+        self._build(options, kwargs)
 
     def _build(self, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
         """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options)."""
-        object.__setattr__(self, "origin", user_site())
-        object.__setattr__(self, "_inference", None)
+        self._set(origin=user_site())
         option_values = dict(options)
         port_kw, array_kw = {}, {}
         for key, value in kwargs.items():
             if key in self.Options.model_fields:
                 option_values[key] = value
             elif key[:1].isupper():
-                (array_kw if key in self._array_names_for(option_values) else port_kw)[key] = value
+                (array_kw if key in self.arrays_declared else port_kw)[key] = value
             else:
                 self._unknown(key, option_values)
-        object.__setattr__(self, "options", self._validate(option_values))
+        self._set(options=self._validate(option_values))
         ports = set(self.input_names) | set(self.output_names)
         for key in port_kw:
             if key not in ports:
                 self._unknown(key, option_values)
-        specs = {k: parse_port_spec(v, f'{self.type_name} port "{k}"') for k, v in port_kw.items()}
-        object.__setattr__(self, "port_specs", specs)
-        object.__setattr__(self, "arrays", {})
-        object.__setattr__(self, "initializers", {})
-        object.__setattr__(self, "shared", {})
-        object.__setattr__(self, "_removed", frozenset())
+        self._set(port_specs={k: parse_port_spec(v, f'{self.type_name} port "{k}"')
+                              for k, v in port_kw.items()})
         self._set_arrays(array_kw)
         self.inference  # inconsistent declarations fail at construction, as in Wolfram
 
-    def _array_names_for(self, option_values: Mapping[str, Any]) -> set[str]:
-        return set(self.array_names())
-
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        """Every array name the class can have (removable ones included)."""
-        return ()
-
     def _unknown(self, key: str, option_values: Mapping[str, Any]) -> None:
-        allowed = list(self.Options.model_fields) + list(self.array_names())
+        allowed = list(self.Options.model_fields) + list(self.arrays_declared)
         try:
             opts = self._validate(option_values)
             allowed += [*self._ports_for(opts)]
@@ -180,13 +222,23 @@ class Layer(abc.ABC):
 
     def _ports_for(self, options: LayerOptions) -> tuple[str, ...]:
         previous = getattr(self, "options", None)
-        object.__setattr__(self, "options", options)
+        self._set(options=options)
         try:
             return (*self.input_names, *self.output_names)
         finally:
-            object.__setattr__(self, "options", previous)
+            self._set(options=previous)
 
     def _validate(self, values: Mapping[str, Any]) -> LayerOptions:
+        missing = [name for name, field in self.Options.model_fields.items()
+                   if field.is_required() and name not in values]
+        if missing:
+            by_position = [n for n in self.positional if n in missing]
+            raise SpecificationError(
+                f"{self.type_name}: missing required option {missing[0]!r}.",
+                hint=f"give it by keyword ({missing[0]}=...)" + (
+                    f" or by position: {self.type_name}({', '.join(self.positional)})"
+                    if by_position else "") + ".",
+            )
         try:
             return self.Options(**values)
         except pydantic.ValidationError as err:
@@ -206,12 +258,11 @@ class Layer(abc.ABC):
             ) from err
 
     def _set_arrays(self, given: Mapping[str, Any]) -> None:
-        specs = self.array_specs()
         arrays = dict(self.arrays)
         shared = dict(self.shared)
         removed = set(self._removed)
         for name, value in given.items():
-            spec = specs.get(name) or self.array_specs_all().get(name)
+            spec = self.arrays_declared.get(name)
             if isinstance(value, NetArray):
                 shared[name] = value.name
                 value = Automatic if value.value is None else value.value
@@ -235,9 +286,9 @@ class Layer(abc.ABC):
             arr.setflags(write=False)
             removed.discard(name)
             arrays[name] = arr
-        object.__setattr__(self, "_removed", frozenset(removed))
-        object.__setattr__(self, "arrays", {n: arrays.get(n) for n in self.array_specs()})
-        object.__setattr__(self, "shared", {n: s for n, s in shared.items() if n in self.arrays})
+        kept = [n for n in self.arrays_declared if n not in removed]
+        self._set(_removed=frozenset(removed), arrays={n: arrays.get(n) for n in kept},
+                  shared={n: s for n, s in shared.items() if n in kept})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; use NetReplacePart or evolve.")
@@ -247,13 +298,12 @@ class Layer(abc.ABC):
                port_specs: Mapping[str, Any] | None = None) -> "Layer":
         """A copy with some options, arrays or port specs replaced (validated again)."""
         new = object.__new__(type(self))
-        for key, value in self.__dict__.items():
-            if key != "_evaluation":  # what evaluating this net cached is not copied
-                object.__setattr__(new, key, value)
-        object.__setattr__(new, "_inference", None)
+        # every field but the inferred types; what evaluating this net cached
+        # (``_evaluation``, not a field) is not copied either
+        new._set(**{**{k: v for k, v in self.__dict__.items() if k != "_evaluation"},
+                    "_inference": None})
         if options:
-            merged = {**self.options.model_dump(), **options}
-            object.__setattr__(new, "options", new._validate(merged))
+            new._set(options=new._validate({**self.options.model_dump(), **options}))
         if port_specs is not None:
             specs = {**self.port_specs}
             for k, v in port_specs.items():
@@ -261,7 +311,7 @@ class Layer(abc.ABC):
                     specs.pop(k, None)
                 else:
                     specs[k] = parse_port_spec(v, f'{self.type_name} port "{k}"')
-            object.__setattr__(new, "port_specs", specs)
+            new._set(port_specs=specs)
         new._set_arrays(arrays or {})
         new._after_evolve()
         return new
@@ -299,7 +349,52 @@ class Layer(abc.ABC):
                     '"Kaiming"/"Xavier" and distribution "Normal"/"Uniform".',
                 )
         new = self.evolve()
-        object.__setattr__(new, "initializers", {**self.initializers, **initializers})
+        new._set(initializers={**self.initializers, **initializers})
+        return new
+
+    def with_regularizers(self, regularizers: Mapping[str, Any]) -> "Layer":
+        """A copy whose arrays carry weight regularizers (Keras's ``kernel_regularizer``):
+        ``{"Weights": ("l2", 1e-3)}`` - "l1", "l2", "l1_l2", ("l1", f), ("l2", f),
+        ("l1_l2", l1, l2). NetTrain adds them to the loss; they are saved with the net."""
+        from ..train_optim import parse_regularizer
+
+        return self._with_rules("regularizers", regularizers,
+                                lambda name, spec: parse_regularizer(spec, f'{self.type_name} array "{name}"'))
+
+    def with_constraints(self, constraints: Mapping[str, Any]) -> "Layer":
+        """A copy whose arrays carry constraints (Keras's ``kernel_constraint``):
+        ``{"Weights": ("max_norm", 3.0)}`` - "max_norm", "non_neg", "unit_norm",
+        "min_max_norm"; NetTrain applies them after each update. Saved with the net."""
+        from ..train_optim import parse_constraint
+
+        def check(name: str, spec: Any) -> None:  # the axis is checked again on the trained net
+            dims = self.inference.array((), name)
+            parse_constraint(spec, len(dims) if dims else 2, f'{self.type_name} array "{name}"')
+
+        return self._with_rules("constraints", constraints, check)
+
+    def with_activity_regularizer(self, regularizer: Any) -> "Layer":
+        """A copy whose outputs carry an activity regularizer (Keras's
+        ``activity_regularizer``), added to the loss by NetTrain; saved with the net."""
+        from ..train_optim import parse_regularizer
+
+        parse_regularizer(regularizer, f"{self.type_name} activity regularizer")
+        new = self.evolve()
+        new._set(activity_regularizer=regularizer)
+        return new
+
+    def _with_rules(self, field: str, rules: Mapping[str, Any], check: Any) -> "Layer":
+        if not isinstance(rules, Mapping):
+            raise SpecificationError(f"{self.type_name}.with_{field}: give a dict keyed by array "
+                                     f"name; found {type(rules).__name__}.")
+        specs = self.array_specs()
+        for name, spec in rules.items():
+            if name not in specs:
+                raise SpecificationError(f'{self.type_name} has no array "{name}" for {field}.',
+                                         hint=f"its arrays are {list(specs) or 'none'}.")
+            check(name, spec)
+        new = self.evolve()
+        new._set(**{field: {**getattr(self, field), **rules}})
         return new
 
     def _after_evolve(self) -> None:
@@ -314,13 +409,9 @@ class Layer(abc.ABC):
     def output_names(self) -> tuple[str, ...]:
         return ("Output",)
 
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        """Array specs before removals (``Biases=None``)."""
-        return {}
-
     def array_specs(self) -> dict[str, ArraySpec]:
-        removed = getattr(self, "_removed", frozenset())
-        return {k: v for k, v in self.array_specs_all().items() if k not in removed}
+        """The declared arrays this layer has (those removed with ``Name=None`` left out)."""
+        return {k: v for k, v in self.arrays_declared.items() if k not in self._removed}
 
     def children(self) -> dict[str, "Layer"]:
         """Sub-nets addressed by name (a graph's nodes, a map's "Net")."""
@@ -339,9 +430,7 @@ class Layer(abc.ABC):
     def inference(self) -> Any:
         """The solved types of every port and array (a :class:`layers.scope.Inference`)."""
         if self._inference is None:
-            from .scope import infer
-
-            object.__setattr__(self, "_inference", infer(self))
+            self._set(_inference=infer(self))
         return self._inference
 
     @property
@@ -389,10 +478,6 @@ class Layer(abc.ABC):
         from ..summary import layer_repr
 
         return layer_repr(self)
-
-
-def origin_of(layer: Layer, what: str) -> Origin:
-    return Origin(what, layer.origin)
 
 
 def shared_values(net: Layer) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pydantic
 
 from ..shapes import rules
 
-from .lowering import masked_along, normalize_axis, register, valid_mask
+from .lowering import lower_layer, masked_along, normalize_axis, valid_mask
 from .base import LayerOptions
 from .threading import VariadicLayer
 
@@ -33,14 +33,13 @@ class CatenateLayer(VariadicLayer):
         level: int = 0
         inputs: Union[pydantic.PositiveInt, None] = None
 
-    def __init__(self, level: int = 0, **kwargs: Any) -> None:
-        self._build({"level": level}, kwargs)
+    positional = ("level",)
 
     def template(self, scope: Any) -> None:
         s = scope.solver
         names = self.input_names
         for name in names:
-            s.unify_elems(scope.elem("Output"), scope.elem(name), scope.where(name))
+            scope.same_element("Output", name)
 
         def install(rank: int) -> None:
             axis = normalize_axis(self.options.level, rank, scope.where("Output"))
@@ -56,7 +55,7 @@ class CatenateLayer(VariadicLayer):
         scope.once_ranked((*names, "Output"), install)
 
 
-@register(CatenateLayer)
+@lower_layer.register(CatenateLayer)
 def _lower_catenate(layer: CatenateLayer, ctx: Any, inputs: dict) -> dict:
     xs = [inputs[n] for n in layer.input_names]
     axis = layer.options.level % xs[0].ndim

@@ -29,7 +29,7 @@ from ..errors import ShapeMismatchError
 from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
-from .lowering import masked_along, register, valid_mask
+from .lowering import lower_layer, masked_along, valid_mask
 from .options import SizeOrAuto
 
 PosInt = pydantic.PositiveInt
@@ -40,6 +40,11 @@ Padding = Union[
     tuple[tuple[pydantic.NonNegativeInt, pydantic.NonNegativeInt], ...],
     Literal["Same", "Valid"],
 ]
+
+
+def _span(kernel: int, dilation: int) -> int:
+    """The extent of a dilated kernel."""
+    return dilation * (kernel - 1) + 1
 
 
 def _per_axis(value: Any, d: int, what: str) -> tuple:
@@ -61,15 +66,8 @@ class ConvolutionLayer(Layer):
         channel_groups: PosInt = 1
         interleaving: bool = False
 
-    def __init__(self, channels: Any = Automatic, kernel: Any = None, **kwargs: Any) -> None:
-        self._build({"channels": channels, "kernel": kernel}, kwargs)
-
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Weights", "Biases")
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
+    positional = ("channels", "kernel")
+    arrays_declared = {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
 
     def describe(self) -> str:
         return f"ConvolutionLayer[{self.options.channels}, {self.options.kernel}]"
@@ -93,11 +91,17 @@ class ConvolutionLayer(Layer):
         return list(zip(kernel, stride, dilation, pads))
 
     @staticmethod
-    def output_size(size: int, kernel: int, stride: int, dilation: int, pad: Any) -> int:
+    def output_size(size: Any, kernel: int, stride: int, dilation: int, pad: Any) -> Any:
+        """``o`` of the module docstring, for an int or a traced true length."""
         if pad == "Same":
             return -(-size // stride)
-        span = dilation * (kernel - 1) + 1
-        return (size + pad[0] + pad[1] - span) // stride + 1
+        return (size + pad[0] + pad[1] - _span(kernel, dilation)) // stride + 1
+
+    @staticmethod
+    def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+        """The (low, high) padding of "Same" along an axis of ``size``: low = total // 2."""
+        total = max((-(-size // stride) - 1) * stride + _span(kernel, dilation) - size, 0)
+        return total // 2, total - total // 2
 
     def spatial_rank(self, input_rank: int | None) -> int | None:
         if isinstance(self.options.kernel, tuple):
@@ -158,11 +162,11 @@ class ConvolutionLayer(Layer):
 
 
 def _dynamic_same_window(x: jax.Array, axis: int, length: jax.Array, kernel: int,
-                         stride: int, dilation: int) -> tuple[jax.Array, int]:
-    """Shift a varying axis so that "Same" padding is computed from the true ``length``;
-    returns the window and its (static) output size."""
+                         stride: int, dilation: int) -> jax.Array:
+    """Shift a varying axis so that "Same" padding is computed from the true ``length``:
+    the window that a "Valid" convolution turns into the padded axis's output."""
     size = x.shape[axis]
-    span = dilation * (kernel - 1) + 1
+    span = _span(kernel, dilation)
     out = -(-size // stride)
     low_max = (span - 1) // 2
     out_true = (length + stride - 1) // stride
@@ -171,10 +175,10 @@ def _dynamic_same_window(x: jax.Array, axis: int, length: jax.Array, kernel: int
     pad[axis] = (low_max, span + stride)
     padded = jnp.pad(x, pad)
     window = (out - 1) * stride + span
-    return jax.lax.dynamic_slice_in_dim(padded, low_max - low, window, axis), out
+    return jax.lax.dynamic_slice_in_dim(padded, low_max - low, window, axis)
 
 
-@register(ConvolutionLayer)
+@lower_layer.register(ConvolutionLayer)
 def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
     o = layer.options
     x = inputs["Input"]
@@ -189,13 +193,10 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
         if pad != "Same":
             padding.append(pad)
         elif i == 0 and first_length is not None:
-            x, _ = _dynamic_same_window(x, 1, first_length, kernel, stride, dilation)
+            x = _dynamic_same_window(x, 1, first_length, kernel, stride, dilation)
             padding.append((0, 0))
         else:
-            size = x.shape[1 + i]
-            span = dilation * (kernel - 1) + 1
-            total = max((-(-size // stride) - 1) * stride + span - size, 0)
-            padding.append((total // 2, total - total // 2))
+            padding.append(layer.same_padding(x.shape[1 + i], kernel, stride, dilation))
     y = jax.lax.conv_general_dilated(
         x[None], ctx.params["Weights"],
         window_strides=tuple(g[1] for g in geometry), padding=padding,
@@ -204,12 +205,7 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape((-1,) + (1,) * d)
     if first_length is not None:
-        kernel, stride, dilation, pad = geometry[0]
-        if pad == "Same":
-            out_len = (first_length + stride - 1) // stride
-        else:
-            span = dilation * (kernel - 1) + 1
-            out_len = jnp.maximum((first_length + pad[0] + pad[1] - span) // stride + 1, 0)
+        out_len = jnp.maximum(layer.output_size(first_length, *geometry[0]), 0)
         ctx.set_length("Output", 0 if o.interleaving else 1, out_len)
     if o.interleaving:
         y = jnp.moveaxis(y, 0, -1)

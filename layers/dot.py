@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from ..errors import ShapeMismatchError
 
-from .base import Layer, LayerOptions
-from .lowering import masked_along, register, valid_mask
+from .base import Layer
+from .lowering import lower_layer, masked_along, valid_mask
 
 
 class DotLayer(Layer):
@@ -52,7 +52,7 @@ class DotLayer(Layer):
         s.rule(run, shapes=(a, b))
 
 
-@register(DotLayer)
+@lower_layer.register(DotLayer)
 def _lower_dot(layer: DotLayer, ctx: Any, inputs: dict) -> dict:
     x, y = inputs["Input1"], inputs["Input2"]
     length = ctx.length("Input1", x.ndim - 1)

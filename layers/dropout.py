@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import pydantic
 
 from .base import Layer, LayerOptions
-from .lowering import register
+from .lowering import lower_layer
 
 
 class DropoutLayer(Layer):
@@ -25,8 +25,7 @@ class DropoutLayer(Layer):
     class Options(LayerOptions):
         probability: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.5
 
-    def __init__(self, probability: float = 0.5, **kwargs: Any) -> None:
-        self._build({"probability": probability}, kwargs)
+    positional = ("probability",)
 
     def describe(self) -> str:
         return f"DropoutLayer[{self.options.probability}]"
@@ -42,7 +41,7 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
     return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
 
-@register(DropoutLayer)
+@lower_layer.register(DropoutLayer)
 def _lower_dropout(layer: DropoutLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     rate = layer.options.probability

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import pydantic
 
 from .base import Layer, LayerOptions
-from .lowering import register
+from .lowering import lower_layer
 
 
 def _hard_tanh(x: jax.Array) -> jax.Array:
@@ -77,8 +77,7 @@ class ElementwiseLayer(Layer):
         def _known(cls, value: object) -> object:
             return _check_function(value)
 
-    def __init__(self, function: Any, **kwargs: Any) -> None:
-        self._build({"function": function}, kwargs)
+    positional = ("function",)
 
     def describe(self) -> str:
         f = self.options.function
@@ -93,6 +92,6 @@ def elementwise_function(function: Union[str, Callable]) -> Callable[[jax.Array]
     return ELEMENTWISE_FUNCTIONS[function] if isinstance(function, str) else function
 
 
-@register(ElementwiseLayer)
+@lower_layer.register(ElementwiseLayer)
 def _lower_elementwise(layer: ElementwiseLayer, ctx: Any, inputs: dict) -> dict:
     return {"Output": elementwise_function(layer.options.function)(inputs["Input"])}

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from ..shapes import Automatic
 
 from .base import ArraySpec, Layer, LayerOptions
-from .lowering import register
+from .lowering import lower_layer
 from .options import SizeOrAuto
 
 
@@ -30,43 +30,21 @@ class EmbeddingLayer(Layer):
         size: SizeOrAuto = Automatic
         n: SizeOrAuto = Automatic
 
-    def __init__(self, size: Any = Automatic, n: Any = Automatic, **kwargs: Any) -> None:
-        self._build({"size": size, "n": n}, kwargs)
-
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Weights",)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Weights": ArraySpec("normal")}
+    positional = ("size", "n")
+    arrays_declared = {"Weights": ArraySpec("normal")}
 
     def describe(self) -> str:
         return f"EmbeddingLayer[{self.options.size}, {self.options.n}]"
 
     def template(self, scope: Any) -> None:
-        s = scope.solver
-        rows, width = scope.array_dims("Weights", 2)
-        for cell, value in ((rows, self.options.n), (width, self.options.size)):
-            if value is not Automatic:
-                scope.fix(cell, value, "Weights")
-        scope.element("Input", ("Index", rows))
+        cells = scope.shapes(Input=("*a",), Output=("*a", "size"), Weights=("n", "size"))
+        for name in ("n", "size"):
+            if getattr(self.options, name) is not Automatic:
+                scope.fix(cells[name], getattr(self.options, name), "Weights")
+        scope.element("Input", ("Index", cells["n"]))
         scope.real("Output")
-        x, y = scope.port("Input"), scope.port("Output")
-
-        def run() -> None:
-            dx, dy = s.dims(x), s.dims(y)
-            if dx is None and dy is not None:
-                dx = scope.dims("Input", len(dy) - 1)
-            if dx is None:
-                return
-            out = scope.dims("Output", len(dx) + 1)
-            for a, b in zip(out, dx):
-                scope.same_dim(a, b, "Output")
-            scope.same_dim(out[-1], width, "Output")
-
-        s.rule(run, shapes=(x, y))
 
 
-@register(EmbeddingLayer)
+@lower_layer.register(EmbeddingLayer)
 def _lower_embedding(layer: EmbeddingLayer, ctx: Any, inputs: dict) -> dict:
     return {"Output": jnp.take(ctx.params["Weights"], inputs["Input"], axis=0)}

@@ -23,7 +23,7 @@ from ..shapes import Automatic
 from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
-from .lowering import register
+from .lowering import lower_layer
 from .options import Dims
 
 
@@ -33,15 +33,8 @@ class LinearLayer(Layer):
     class Options(LayerOptions):
         size: Dims = Automatic
 
-    def __init__(self, size: Any = Automatic, **kwargs: Any) -> None:
-        self._build({"size": size}, kwargs)
-
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Weights", "Biases")
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
+    positional = ("size",)
+    arrays_declared = {"Weights": ArraySpec("weights"), "Biases": ArraySpec("zeros", optional=True)}
 
     def describe(self) -> str:
         size = self.options.size
@@ -66,7 +59,7 @@ class LinearLayer(Layer):
         scope.real("Input", "Output")
 
 
-@register(LinearLayer)
+@lower_layer.register(LinearLayer)
 def _lower_linear(layer: LinearLayer, ctx: Any, inputs: dict) -> dict:
     out_shape = ctx.shape("Output")
     # x @ W.T (not W @ x): under vmap this keeps the batch axis first, which XLA's CPU

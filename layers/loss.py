@@ -37,10 +37,8 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from ..errors import ShapeMismatchError
-
 from .base import Layer, LayerOptions
-from .lowering import LowerContext, register, valid_positions
+from .lowering import LowerContext, lower_layer, valid_positions
 
 EPSILON = 1e-7
 """Probabilities are clipped to [EPSILON, 1 - EPSILON] before a logarithm (Keras's value)."""
@@ -86,8 +84,7 @@ class CrossEntropyLossLayer(_LossLayer):
     class Options(LayerOptions):
         target_form: Literal["Index", "Probabilities", "Binary"]
 
-    def __init__(self, target_form: str, **kwargs: Any) -> None:
-        self._build({"target_form": target_form}, kwargs)
+    positional = ("target_form",)
 
     def describe(self) -> str:
         return f'CrossEntropyLossLayer["{self.options.target_form}"]'
@@ -96,26 +93,11 @@ class CrossEntropyLossLayer(_LossLayer):
         if self.options.target_form != "Index":
             scope.same_shape("Input", TARGET_PORT)
             return
-        s = scope.solver
-        x, t = scope.port("Input"), scope.port(TARGET_PORT)
-
-        def run() -> None:
-            dx, dt = s.dims(x), s.dims(t)
-            if dx is None and dt is not None:
-                dx = scope.dims("Input", len(dt) + 1)
-            if dx is None:
-                return
-            if not dx:
-                raise ShapeMismatchError(
-                    f"{scope.where('Input')}: CrossEntropyLossLayer[\"Index\"] needs a vector of "
-                    "class probabilities (rank >= 1); found a scalar.",
-                    hint='for one probability per example use CrossEntropyLossLayer("Binary").',
-                )
-            for a, b in zip(scope.dims(TARGET_PORT, len(dx) - 1), dx[:-1]):
-                scope.same_dim(a, b, TARGET_PORT)
-            scope.element(TARGET_PORT, ("Index", dx[-1]))
-
-        s.rule(run, shapes=(x, t))
+        cells = scope.shapes(
+            Input=("*a", "c"), **{TARGET_PORT: ("*a",)},
+            needs='CrossEntropyLossLayer["Index"] needs a vector of class probabilities (rank >= 1)',
+            hint='for one probability per example use CrossEntropyLossLayer("Binary").')
+        scope.element(TARGET_PORT, ("Index", cells["c"]))
 
 
 def mean_over_positions(ctx: LowerContext, port: str, values: jax.Array) -> jax.Array:
@@ -135,17 +117,17 @@ def _log(p: jax.Array) -> jax.Array:
     return jnp.log(jnp.clip(p, EPSILON, 1.0 - EPSILON))
 
 
-@register(MeanSquaredLossLayer)
+@lower_layer.register(MeanSquaredLossLayer)
 def _lower_mean_squared(layer: Layer, ctx: LowerContext, inputs: dict) -> dict:
     return {LOSS_PORT: mean_over_positions(ctx, "Input", jnp.square(inputs["Input"] - inputs[TARGET_PORT]))}
 
 
-@register(MeanAbsoluteLossLayer)
+@lower_layer.register(MeanAbsoluteLossLayer)
 def _lower_mean_absolute(layer: Layer, ctx: LowerContext, inputs: dict) -> dict:
     return {LOSS_PORT: mean_over_positions(ctx, "Input", jnp.abs(inputs["Input"] - inputs[TARGET_PORT]))}
 
 
-@register(CrossEntropyLossLayer)
+@lower_layer.register(CrossEntropyLossLayer)
 def _lower_cross_entropy(layer: CrossEntropyLossLayer, ctx: LowerContext, inputs: dict) -> dict:
     p, t = inputs["Input"], inputs[TARGET_PORT]
     form = layer.options.target_form

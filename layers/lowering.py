@@ -10,12 +10,16 @@ Layers whose training-mode result depends on the whole batch (BatchNormalization
 over the vmapped batch axis named ``ctx.batch_axis`` (``jax.vmap(..., axis_name=BATCH_AXIS)``)
 with :meth:`LowerContext.batch_sum`, counting only real rows (``ctx.row_valid``), and report new
 values of their non-trainable arrays with :meth:`LowerContext.put_state`.
+
+``ctx.taps`` (optional) asks for the outputs of inner layers: a dict whose keys are the paths
+of graph nodes; lowering a NetGraph fills each requested path with that node's outputs
+(``{port: array}``) - NetTrain's activity regularizers read them so.
 """
 from __future__ import annotations
 
 import functools
 import zlib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +36,8 @@ BATCH_AXIS = "batch"
 
 class LowerContext:
     """What one layer's lowering may read: its solved ports, params, lengths, rng, mode,
-    the batch axis for batch statistics, and where to report new layer state."""
+    the batch axis for batch statistics, where to report new layer state, and which inner
+    outputs to capture (``taps``: path -> outputs, filled for the requested paths)."""
 
     def __init__(
         self,
@@ -47,6 +52,7 @@ class LowerContext:
         batch_axis: str | None = None,
         row_valid: jax.Array | None = None,
         state: dict[Path, jax.Array] | None = None,
+        taps: dict[Path, Any] | None = None,
     ) -> None:
         self.inference = inference
         self.path = path
@@ -59,12 +65,13 @@ class LowerContext:
         self.batch_axis = batch_axis
         self.row_valid = row_valid
         self.state = state
+        self.taps = taps
 
     def child(self, name: str) -> "LowerContext":
         return LowerContext(
             self.inference, self.path + (name,), self.params.get(name, {}), self.lengths,
             self.rng, self.train, self.example, self.seeded, self.batch_axis, self.row_valid,
-            self.state,
+            self.state, self.taps,
         )
 
     def batch_sum(self, x: jax.Array) -> jax.Array:
@@ -126,7 +133,8 @@ class LowerContext:
 
 @functools.singledispatch
 def lower_layer(layer: Any, ctx: LowerContext, inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Compute ``layer``'s outputs for one example. Layers register with ``.register``."""
+    """Compute ``layer``'s outputs for one example. Layers register with
+    ``@lower_layer.register(LinearLayer)``."""
     from ..errors import NetGraphError
 
     raise NetGraphError(f"no lowering is registered for {type(layer).__name__}.")
@@ -146,11 +154,6 @@ def masked_along(x: jax.Array, axis: int, mask: jax.Array | None, fill: float) -
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     return jnp.where(mask.reshape(shape), x, jnp.asarray(fill, x.dtype))
-
-
-def register(cls: type) -> Callable[[Callable], Callable]:
-    """Decorator: ``@register(LinearLayer) def _(layer, ctx, inputs): ...``."""
-    return lambda fn: lower_layer.register(cls)(fn)
 
 
 def valid_positions(ctx: LowerContext, port: str, x: jax.Array, axes: tuple[int, ...]) -> jax.Array | None:

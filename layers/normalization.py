@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import pydantic
 
 from .base import ArraySpec, Layer, LayerOptions
-from .lowering import register, valid_positions
+from .lowering import lower_layer, valid_positions
 
 _STATE = ("MovingMean", "MovingVariance")
 
@@ -42,34 +42,19 @@ class BatchNormalizationLayer(Layer):
         epsilon: pydantic.confloat(gt=0.0) = 0.001  # type: ignore[valid-type]
         interleaving: bool = False
 
-    def __init__(self, momentum: float = 0.9, epsilon: float = 0.001, interleaving: bool = False,
-                 **kwargs: Any) -> None:
-        self._build({"momentum": momentum, "epsilon": epsilon, "interleaving": interleaving}, kwargs)
-
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Scaling", "Biases", *_STATE)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Scaling": ArraySpec("ones"), "Biases": ArraySpec("zeros"),
-                "MovingMean": ArraySpec("zeros", trainable=False),
-                "MovingVariance": ArraySpec("ones", trainable=False)}
+    positional = ("momentum", "epsilon", "interleaving")
+    arrays_declared = {"Scaling": ArraySpec("ones"), "Biases": ArraySpec("zeros"),
+                       "MovingMean": ArraySpec("zeros", trainable=False),
+                       "MovingVariance": ArraySpec("ones", trainable=False)}
 
     def template(self, scope: Any) -> None:
         scope.same_shape("Input", "Output")
         scope.real("Input")
-        channels = [scope.array_dims(name, 1)[0] for name in self.array_specs()]
-        for cell in channels[1:]:
-            scope.same_dim(channels[0], cell, "Input")
-
-        def install(rank: int) -> None:
-            dims = scope.dims("Input", max(rank, 1))
-            scope.same_dim(dims[-1] if self.options.interleaving else dims[0], channels[0], "Input")
-
-        scope.once_ranked(("Input", "Output"), install)
+        scope.shapes(Input=("*d", "c") if self.options.interleaving else ("c", "*d"),
+                     **{name: ("c",) for name in self.array_specs()})
 
 
-@register(BatchNormalizationLayer)
+@lower_layer.register(BatchNormalizationLayer)
 def _lower_batch_normalization(layer: BatchNormalizationLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     o = layer.options

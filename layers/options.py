@@ -1,7 +1,7 @@
 """Option types shared by several layers (pydantic-validated)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Iterable, Mapping, Union
 
 import pydantic
 
@@ -50,6 +50,14 @@ def _is(marker: object) -> Any:
         raise ValueError(f"expected {marker!r}")
 
     return pydantic.BeforeValidator(check)
+
+
+def as_tuple(value: Any) -> Any:
+    """Before-validator of tuple options: any other iterable (a list, a range) as a tuple."""
+    skip = (tuple, str, bytes, Mapping, pydantic.BaseModel)
+    if isinstance(value, Iterable) and not isinstance(value, skip):
+        return tuple(value)
+    return value
 
 
 AutomaticT = Annotated[_AutomaticType, _is(Automatic)]

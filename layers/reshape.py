@@ -26,8 +26,8 @@ from ..errors import ShapeMismatchError, SpecificationError
 from ..shapes import rules
 
 from .base import Layer, LayerOptions
-from .lowering import register
-from .options import All, AllT, AutomaticT, Inherited, InheritedT, Size
+from .lowering import lower_layer
+from .options import All, AllT, AutomaticT, Inherited, InheritedT, Size, as_tuple
 
 _FLATTEN_HINT = "a varying dimension cannot be merged with others; keep it separate (Inherited)."
 
@@ -46,6 +46,11 @@ class ReshapeLayer(Layer):
     class Options(LayerOptions):
         dims: tuple[Union[Size, AutomaticT, InheritedT], ...]
 
+        @pydantic.field_validator("dims", mode="before")
+        @classmethod
+        def _sequence(cls, dims: Any) -> Any:
+            return (dims,) if isinstance(dims, int) else as_tuple(dims)
+
         @pydantic.field_validator("dims")
         @classmethod
         def _one_automatic(cls, dims: tuple) -> tuple:
@@ -53,8 +58,7 @@ class ReshapeLayer(Layer):
                 raise ValueError("at most one dimension can be Automatic")
             return dims
 
-    def __init__(self, dims: Any, **kwargs: Any) -> None:
-        self._build({"dims": (dims,) if isinstance(dims, int) else tuple(dims)}, kwargs)
+    positional = ("dims",)
 
     def describe(self) -> str:
         return f"ReshapeLayer[{self.options.dims}]"
@@ -66,10 +70,10 @@ class ReshapeLayer(Layer):
         for cell, entry in zip(out, spec):
             if isinstance(entry, int):
                 scope.fix(cell, entry, "Output")
-        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
+        scope.same_element("Input", "Output")
 
         def install(rank: int) -> None:
-            dims = s.dims(scope.port("Input"))
+            dims = scope.dims("Input", rank)
             inherited = [i for i, e in enumerate(spec) if e is Inherited]
             if inherited:
                 _check_rank(scope, dims, max(inherited) + 1, "Inherited")
@@ -85,7 +89,7 @@ class ReshapeLayer(Layer):
         scope.once_ranked(("Input",), install)
 
 
-@register(ReshapeLayer)
+@lower_layer.register(ReshapeLayer)
 def _lower_reshape(layer: ReshapeLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     shape = tuple(x.shape[i] if size is None else size for i, size in enumerate(ctx.shape("Output")))
@@ -107,17 +111,14 @@ class FlattenLayer(Layer):
     class Options(LayerOptions):
         level: Union[int, AllT] = All
 
-    def __init__(self, level: Any = All, **kwargs: Any) -> None:
-        self._build({"level": level}, kwargs)
+    positional = ("level",)
 
     def template(self, scope: Any) -> None:
         s = scope.solver
-        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
+        scope.same_element("Input", "Output")
 
-        def run() -> None:
-            dims = s.dims(scope.port("Input"))
-            if dims is None:
-                return
+        def install(rank: int) -> None:
+            dims = scope.dims("Input", rank)
             _check_rank(scope, dims, 1, "FlattenLayer")
             start, stop = flatten_span(self.options.level, len(dims))
             out = scope.dims("Output", len(dims) - (stop - start) + 1)
@@ -132,10 +133,10 @@ class FlattenLayer(Layer):
                 rules.product(s, s.shape_of_dims(merged), out[start], scope.origin("Output"),
                               scope.where("Input"), varying_hint=_FLATTEN_HINT)
 
-        s.rule(run, shapes=(scope.port("Input"),))
+        scope.once_ranked(("Input",), install)
 
 
-@register(FlattenLayer)
+@lower_layer.register(FlattenLayer)
 def _lower_flatten(layer: FlattenLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     start, stop = flatten_span(layer.options.level, x.ndim)
@@ -149,6 +150,11 @@ class TransposeLayer(Layer):
     class Options(LayerOptions):
         perm: Optional[tuple[pydantic.NonNegativeInt, ...]] = None
 
+        @pydantic.field_validator("perm", mode="before")
+        @classmethod
+        def _sequence(cls, perm: Any) -> Any:
+            return as_tuple(perm)
+
         @pydantic.field_validator("perm")
         @classmethod
         def _permutation(cls, perm: Optional[tuple]) -> Optional[tuple]:
@@ -156,8 +162,7 @@ class TransposeLayer(Layer):
                 raise ValueError(f"{perm} is not a permutation of 0..{len(perm) - 1}")
             return perm
 
-    def __init__(self, perm: Any = None, **kwargs: Any) -> None:
-        self._build({"perm": None if perm is None else tuple(perm)}, kwargs)
+    positional = ("perm",)
 
     def permutation(self, rank: int) -> tuple[int, ...]:
         perm = self.options.perm
@@ -166,24 +171,17 @@ class TransposeLayer(Layer):
         return perm
 
     def template(self, scope: Any) -> None:
-        s = scope.solver
-        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
-        if self.options.perm is not None:
-            scope.dims("Input", len(self.options.perm))
-
-        def run() -> None:
-            dims = s.dims(scope.port("Input"))
-            if dims is None:
-                return
-            _check_rank(scope, dims, 2 if self.options.perm is None else len(dims), "TransposeLayer")
-            out = scope.dims("Output", len(dims))
-            for i, j in enumerate(self.permutation(len(dims))):
-                scope.same_dim(out[i], dims[j], "Output")
-
-        s.rule(run, shapes=(scope.port("Input"),))
+        scope.same_element("Input", "Output")
+        perm = self.options.perm
+        if perm is None:  # the default: the first two dimensions swapped
+            scope.shapes(Input=("d1", "d2", "*r"), Output=("d2", "d1", "*r"),
+                         needs="TransposeLayer needs an input of rank >= 2")
+        else:
+            dims = [f"d{i + 1}" for i in range(len(perm))]
+            scope.shapes(Input=dims, Output=[dims[j] for j in perm])
 
 
-@register(TransposeLayer)
+@lower_layer.register(TransposeLayer)
 def _lower_transpose(layer: TransposeLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     return {"Output": jnp.transpose(x, layer.permutation(x.ndim))}
@@ -196,8 +194,7 @@ class ReplicateLayer(Layer):
         size: Union[Size, tuple[Size, ...], AutomaticT] = Automatic
         level: int = 0
 
-    def __init__(self, size: Any = Automatic, level: int = 0, **kwargs: Any) -> None:
-        self._build({"size": size, "level": level}, kwargs)
+    positional = ("size", "level")
 
     def describe(self) -> str:
         return f"ReplicateLayer[{self.options.size}]"
@@ -217,7 +214,7 @@ class ReplicateLayer(Layer):
 
     def template(self, scope: Any) -> None:
         s = scope.solver
-        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
+        scope.same_element("Input", "Output")
         new = self.new_dims()
 
         def run() -> None:
@@ -237,7 +234,7 @@ class ReplicateLayer(Layer):
         s.rule(run, shapes=(scope.port("Input"), scope.port("Output")))
 
 
-@register(ReplicateLayer)
+@lower_layer.register(ReplicateLayer)
 def _lower_replicate(layer: ReplicateLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     p = layer.position(x.ndim)

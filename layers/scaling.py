@@ -21,19 +21,14 @@ import jax.numpy as jnp
 from ..shapes import Sym
 from ..errors import ShapeMismatchError
 
-from .base import ArraySpec, Layer, LayerOptions
-from .lowering import register
+from .base import ArraySpec, Layer
+from .lowering import lower_layer
 
 
 class ConstantTimesLayer(Layer):
     """Multiplies its input by a learnable ``Scaling`` array (broadcast over leading dims)."""
 
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Scaling",)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Scaling": ArraySpec("ones")}
+    arrays_declared = {"Scaling": ArraySpec("ones")}
 
     def template(self, scope: Any) -> None:
         s = scope.solver
@@ -70,7 +65,7 @@ class ConstantTimesLayer(Layer):
         s.rule(run, shapes=(x, w), default=default)
 
 
-@register(ConstantTimesLayer)
+@lower_layer.register(ConstantTimesLayer)
 def _lower_constant_times(layer: ConstantTimesLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     w = ctx.params["Scaling"]
@@ -85,18 +80,13 @@ class NetArrayLayer(Layer):
     def input_names(self) -> tuple[str, ...]:
         return ()
 
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Array",)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Array": ArraySpec("weights")}
+    arrays_declared = {"Array": ArraySpec("weights")}
 
     def template(self, scope: Any) -> None:
         scope.solver.unify_shapes(scope.port("Output"), scope.array("Array"), scope.where("Output"))
         scope.real("Output")
 
 
-@register(NetArrayLayer)
+@lower_layer.register(NetArrayLayer)
 def _lower_net_array(layer: NetArrayLayer, ctx: Any, inputs: dict) -> dict:
     return {"Output": ctx.params["Array"]}

@@ -113,7 +113,8 @@ class Scope:
 
         self.solver.rule(run, shapes=cells)
 
-    def shapes(self, **patterns: Sequence[str | int]) -> dict[str, int]:
+    def shapes(self, *, needs: str | None = None, hint: str | None = None,
+               **patterns: Sequence[str | int]) -> dict[str, int]:
         """Declare port (or array) shapes as patterns over named variables, the way the
         docstring tables read: ``scope.shapes(Input=("*a", "n"), Output=("*a",))``.
 
@@ -122,6 +123,8 @@ class Scope:
         the same run wherever the name appears (penzai's ``*var``); at most one a pattern.
         A pattern's rank is solved from whichever of its shapes is known first, in either
         direction. Returns the cell of every dimension variable (for further rules).
+        ``needs`` (and ``hint``) word the error for a shape of too small a rank
+        ("SequenceLastLayer needs a sequence (rank >= 1)").
         """
         s = self.solver
         names = {e for p in patterns.values() for e in p if isinstance(e, str) and not e.startswith("*")}
@@ -155,11 +158,11 @@ class Scope:
             else:
                 runs.setdefault(rest[0], []).append((key, tuple(pattern)))
         for users in runs.values():
-            self._install_run(users, cell_of, bind)
+            self._install_run(users, cell_of, bind, needs, hint)
         return cells
 
     def _install_run(self, users: list[tuple[str, tuple]], cell_of: Callable[[str], int],
-                     bind: Callable[..., None]) -> None:
+                     bind: Callable[..., None], needs: str | None, hint: str | None) -> None:
         """One rank variable shared by ``users`` ((key, pattern) pairs): once any of their
         ranks is known, the run's length follows and every user gets its rank."""
         s = self.solver
@@ -174,6 +177,9 @@ class Scope:
                 if dims is None:
                     continue
                 fixed = len(pattern) - 1
+                if len(dims) < fixed and needs is not None:
+                    found = f"rank {len(dims)}" if dims else "a scalar"
+                    raise ShapeMismatchError(f"{self.where(key)}: {needs}; found {found}.", hint=hint)
                 if len(dims) < fixed:
                     raise ShapeMismatchError(
                         f"{self.where(key)} should have at least {fixed} dimension(s); found "
@@ -186,6 +192,11 @@ class Scope:
                 return
 
         s.rule(run, shapes=cells)
+
+    def same_element(self, a: str, b: str, at: str | None = None) -> None:
+        """Ports ``a`` and ``b`` have the same element type (an error names port ``at``,
+        by default ``b``)."""
+        self.solver.unify_elems(self.elem(a), self.elem(b), self.where(b if at is None else at))
 
     def same_shape(self, a: str, b: str) -> None:
         """Ports ``a`` and ``b`` have the same shape and element type."""

@@ -18,10 +18,10 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
-from ..errors import ShapeMismatchError
+from ..errors import ShapeMismatchError, SpecificationError
 
-from .base import Layer, LayerOptions, user_site
-from .lowering import lower_layer, register
+from .base import Layer, LayerOptions
+from .lowering import lower_layer
 from .scope import constrain
 
 
@@ -29,28 +29,12 @@ class SequenceLastLayer(Layer):
     """The last element of a sequence."""
 
     def template(self, scope: Any) -> None:
-        s = scope.solver
-        s.unify_elems(scope.elem("Input"), scope.elem("Output"), scope.where("Output"))
-        x, y = scope.port("Input"), scope.port("Output")
-
-        def run() -> None:
-            dx, dy = s.dims(x), s.dims(y)
-            if dx is None and dy is not None:
-                dx = scope.dims("Input", len(dy) + 1)
-            if dx is None:
-                return
-            if not dx:
-                raise ShapeMismatchError(
-                    f"{scope.where('Input')}: SequenceLastLayer needs a sequence (rank >= 1); "
-                    "found a scalar."
-                )
-            for a, b in zip(scope.dims("Output", len(dx) - 1), dx[1:]):
-                scope.same_dim(a, b, "Output")
-
-        s.rule(run, shapes=(x, y))
+        scope.same_element("Input", "Output")
+        scope.shapes(Input=("L", "*a"), Output=("*a",),
+                     needs="SequenceLastLayer needs a sequence (rank >= 1)")
 
 
-@register(SequenceLastLayer)
+@lower_layer.register(SequenceLastLayer)
 def _lower_sequence_last(layer: SequenceLastLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     length = ctx.length("Input", 0)
@@ -71,18 +55,19 @@ class NetMapOperator(Layer):
     class Options(LayerOptions):
         pass
 
-    def __init__(self, net: Layer, **kwargs: Any) -> None:
-        from ..errors import SpecificationError
+    net: Layer
 
+    def __init__(self, net: Layer, **kwargs: Any) -> None:
+        """The mapped net by position; ports by keyword."""
         if not isinstance(net, Layer):
             raise SpecificationError(
                 f"NetMapOperator: {net!r} is not a layer, a net, or a valid specification for one."
             )
-        object.__setattr__(self, "net", net)
-        self._build({}, kwargs)
+        self._set(net=net)
+        super().__init__(**kwargs)
 
     def _adopt_children(self, children: Mapping[str, Layer]) -> None:
-        object.__setattr__(self, "net", children["Net"])
+        self._set(net=children["Net"])
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -97,9 +82,9 @@ class NetMapOperator(Layer):
 
     def with_children(self, children: Mapping[str, Layer]) -> "NetMapOperator":
         new = object.__new__(type(self))
-        object.__setattr__(new, "net", children.get("Net", self.net))
-        object.__setattr__(new, "origin", user_site())
+        new._set(net=children.get("Net", self.net))
         new._build({}, {k: v.to_user() for k, v in self.port_specs.items()})
+        new._set(activity_regularizer=self.activity_regularizer)  # what sits on the layer itself
         return new
 
     def describe(self) -> str:
@@ -132,7 +117,7 @@ class NetMapOperator(Layer):
             s.rule(run, shapes=(outer_cell, inner_cell))
 
 
-@register(NetMapOperator)
+@lower_layer.register(NetMapOperator)
 def _lower_map(layer: NetMapOperator, ctx: Any, inputs: dict) -> dict:
     names = layer.input_names
     inner = ctx.child("Net")

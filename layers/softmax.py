@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Layer, LayerOptions
-from .lowering import masked_softmax, normalize_axis, register, valid_positions
+from .lowering import lower_layer, masked_softmax, normalize_axis, valid_positions
 
 
 class SoftmaxLayer(Layer):
@@ -21,23 +21,16 @@ class SoftmaxLayer(Layer):
     class Options(LayerOptions):
         level: int = -1
 
-    def __init__(self, level: int = -1, **kwargs: Any) -> None:
-        self._build({"level": level}, kwargs)
+    positional = ("level",)
 
     def template(self, scope: Any) -> None:
         scope.same_shape("Input", "Output")
         scope.real("Input")
-        s = scope.solver
-
-        def run() -> None:
-            dims = s.dims(scope.port("Input"))
-            if dims is not None:
-                normalize_axis(self.options.level, len(dims), scope.where("Input"))
-
-        s.rule(run, shapes=(scope.port("Input"),))
+        scope.once_ranked(("Input",), lambda rank: normalize_axis(self.options.level, rank,
+                                                                  scope.where("Input")))
 
 
-@register(SoftmaxLayer)
+@lower_layer.register(SoftmaxLayer)
 def _lower_softmax(layer: SoftmaxLayer, ctx: Any, inputs: dict) -> dict:
     x = inputs["Input"]
     axis = layer.options.level % x.ndim

@@ -26,7 +26,7 @@ import pydantic
 from ..shapes import rules
 
 from .base import Layer, LayerOptions
-from .lowering import register
+from .lowering import lower_layer
 
 _BINARY = ("Subtract", "Divide", "Power")
 THREADING_FUNCTIONS: dict[str, Callable[..., jax.Array]] = {
@@ -60,7 +60,7 @@ def thread_template(scope: Any, names: Sequence[str], broadcasting: bool) -> Non
     s = scope.solver
     scope.real(*names, "Output")
     for name in names:
-        s.unify_elems(scope.elem(name), scope.elem("Output"), scope.where(name))
+        scope.same_element(name, "Output", at=name)
     if not broadcasting:
         for name in names:
             s.unify_shapes(scope.port("Output"), scope.port(name), scope.where(name))
@@ -112,8 +112,7 @@ class ThreadingLayer(VariadicLayer):
                 raise ValueError(f"{self.function} takes exactly 2 inputs, not {self.inputs}")
             return self
 
-    def __init__(self, function: Any, broadcasting: bool = True, **kwargs: Any) -> None:
-        self._build({"function": function, "broadcasting": broadcasting}, kwargs)
+    positional = ("function", "broadcasting")
 
     def describe(self) -> str:
         f = self.options.function
@@ -129,20 +128,17 @@ class TotalLayer(VariadicLayer):
     class Options(LayerOptions):
         inputs: Union[pydantic.PositiveInt, None] = None
 
-    def __init__(self, **kwargs: Any) -> None:
-        self._build({}, kwargs)
-
     def template(self, scope: Any) -> None:
         thread_template(scope, self.input_names, broadcasting=False)
 
 
-@register(ThreadingLayer)
+@lower_layer.register(ThreadingLayer)
 def _lower_threading(layer: ThreadingLayer, ctx: Any, inputs: dict) -> dict:
     f = layer.options.function
     function = THREADING_FUNCTIONS[f] if isinstance(f, str) else f
     return {"Output": thread_arrays(function, [inputs[n] for n in layer.input_names])}
 
 
-@register(TotalLayer)
+@lower_layer.register(TotalLayer)
 def _lower_total(layer: TotalLayer, ctx: Any, inputs: dict) -> dict:
     return {"Output": thread_arrays(THREADING_FUNCTIONS["Plus"], [inputs[n] for n in layer.input_names])}

@@ -16,7 +16,7 @@ The function is pure, so ``jax.jit``, ``jax.grad`` and ``jax.vmap`` all accept i
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ import numpy as np
 from .layers.attention import key_transform
 from .layers.base import Layer, shared_values
 from .layers.dot import DotLayer
-from .layers.lowering import LowerContext, lower_layer, register
+from .layers.lowering import LowerContext, lower_layer
 from .layers.scope import Path, show_path
 from .layers.tree import iter_layers, map_layers
 from .shapes import Known, Varying
@@ -35,7 +35,7 @@ from .graph import NetGraph
 from .ir import PortRef, walk
 
 
-@register(NetGraph)
+@lower_layer.register(NetGraph)
 def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
@@ -200,22 +200,29 @@ def trainable_mask(net: Layer) -> dict[str, Any]:
     return tree
 
 
+def port_mismatch(given: Mapping[str, Any], names: Sequence[str],
+                  missing: str = "missing port(s)") -> str | None:
+    """"missing port(s) [...] and unknown port(s) [...]" for data keyed by port, or None."""
+    parts = []
+    absent = [n for n in names if n not in given]
+    extra = [k for k in given if k not in names]
+    if absent:
+        parts.append(f"{missing} {absent}")
+    if extra:
+        parts.append(f"unknown port(s) {extra}")
+    return " and ".join(parts) or None
+
+
 def port_dict(net: Layer, data: Any) -> dict[str, Any]:
     """Input data as a dict port -> value (one value alone for a one-input net), with
     missing and unknown ports named."""
     names = net.input_names
     if isinstance(data, Mapping):
         given = {str(k): v for k, v in data.items()}
-        missing = [n for n in names if n not in given]
-        extra = [k for k in given if k not in names]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing port(s) {missing}")
-            if extra:
-                parts.append(f"unknown port(s) {extra}")
+        mismatch = port_mismatch(given, names)
+        if mismatch:
             raise InputDataError(
-                f"{net.describe()}: {' and '.join(parts)}; the input ports are {list(names)}.",
+                f"{net.describe()}: {mismatch}; the input ports are {list(names)}.",
                 hint="pass a dict with one array (or list of examples) per input port: "
                 + "{" + ", ".join(f"{n!r}: ..." for n in names) + "}.")
         return given

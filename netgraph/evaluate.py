@@ -320,7 +320,7 @@ def _signature(net: Layer, data: Any) -> tuple | None:
     port, for NumPy data; None for anything else (lists, tracers, Python values)."""
     if isinstance(data, np.ndarray) and len(net.input_names) == 1:
         return ((None, data.shape, data.dtype.str),)
-    if isinstance(data, dict) and all(isinstance(v, np.ndarray) for v in data.values()):
+    if isinstance(data, dict) and data and all(isinstance(v, np.ndarray) for v in data.values()):
         return tuple(sorted((k, v.shape, v.dtype.str) for k, v in data.items()))
     return None
 

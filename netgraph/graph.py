@@ -212,15 +212,10 @@ class NetGraph(Layer):
         edges, muted = self._resolve(nodes, groups)
         self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
 
+    ir: GraphIR
+
     def _set_ir(self, ir: GraphIR, port_shapes: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "origin", user_site())
-        object.__setattr__(self, "_inference", None)
-        object.__setattr__(self, "options", self.Options())
-        object.__setattr__(self, "arrays", {})
-        object.__setattr__(self, "initializers", {})
-        object.__setattr__(self, "shared", {})
-        object.__setattr__(self, "_removed", frozenset())
-        object.__setattr__(self, "ir", ir)
+        self._set(origin=user_site(), options=self.Options(), ir=ir)
         specs = {}
         for name, spec in port_shapes.items():
             if name not in ir.inputs and name not in ir.outputs:
@@ -229,7 +224,7 @@ class NetGraph(Layer):
                     hint=f"its inputs are {list(ir.inputs)} and its outputs {list(ir.outputs)}.",
                 )
             specs[name] = parse_port_spec(spec, f'{self.type_name} port "{name}"')
-        object.__setattr__(self, "port_specs", specs)
+        self._set(port_specs=specs)
         self.inference  # shape inference runs at construction
         shared_values(self)  # users of one shared array agree on its value
 
@@ -338,8 +333,10 @@ class NetGraph(Layer):
 
     def _rebuild(self, nodes: Mapping[str, Layer], port_specs: Mapping[str, Any]) -> "NetGraph":
         """A graph of the same type and wiring over ``nodes`` (inference runs again)."""
-        return type(self).from_ir(self.ir.with_nodes(nodes),
-                                  {k: v.to_user() for k, v in port_specs.items()})
+        new = type(self).from_ir(self.ir.with_nodes(nodes),
+                                 {k: v.to_user() for k, v in port_specs.items()})
+        new._set(activity_regularizer=self.activity_regularizer)  # what sits on the graph itself
+        return new
 
     @classmethod
     def from_ir(cls, ir: GraphIR, port_shapes: Mapping[str, Any] | None = None) -> "NetGraph":

@@ -175,6 +175,8 @@ def MultiHeadAttention(
     use_bias: bool = True, output_shape: Union[None, int, Sequence[int]] = None,
     attention_axes: Union[None, int, Sequence[int]] = None,
     kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+    kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+    kernel_constraint: Any = None, bias_constraint: Any = None,
     seed: Optional[int] = None, *, positions: int = 1, query_dim: Optional[int] = None,
     use_key: bool = True, use_causal_mask: bool = False, query_mask: bool = False,
     value_mask: bool = False, attention_mask: bool = False,
@@ -186,7 +188,10 @@ def MultiHeadAttention(
 
     ``positions`` is the number of position axes per example (Keras's input rank minus 2).
     The output size is ``output_shape``, else ``query_dim`` (the query's feature size), else
-    inferred from what the output is connected to.
+    inferred from what the output is connected to. Regularizers and constraints take
+    NetTrain's spellings (``("l2", 1e-3)``, ``"max_norm"``, ...) or Keras objects
+    (``keras.regularizers.L2(1e-3)``); they are stored on the four projections (the activity
+    regularizer on the output projection) and applied by NetTrain.
     """
     for name, value in (("num_heads", num_heads), ("key_dim", key_dim), ("positions", positions)):
         if not isinstance(value, int) or value < 1:
@@ -202,11 +207,21 @@ def MultiHeadAttention(
             f"{attention_axes!r} the axes {[a + 1 for a in batch_like]} act as batch axes.",
         )
     kernel, bias = _initializer(kernel_initializer, "kernel_initializer"), _initializer(bias_initializer, "bias_initializer")
+    rules = {kind: {array: spec for array, spec in
+                    (("Weights", _rule(kinds[0], kind)), ("Biases", _rule(kinds[1], kind) if use_bias else None))
+                    if spec is not None}
+             for kind, kinds in (("regularizer", (kernel_regularizer, bias_regularizer)),
+                                 ("constraint", (kernel_constraint, bias_constraint)))}
 
     def dense(size: Any) -> Layer:
         linear = LinearLayer(size, **({} if use_bias else {"Biases": None}))
         inits = {"Weights": kernel, **({"Biases": bias} if use_bias else {})}
-        return _per_position(linear.with_initializers(inits), positions)
+        linear = linear.with_initializers(inits)
+        if rules["regularizer"]:
+            linear = linear.with_regularizers(rules["regularizer"])
+        if rules["constraint"]:
+            linear = linear.with_constraints(rules["constraint"])
+        return _per_position(linear, positions)
 
     out = output_shape if output_shape is not None else (query_dim if query_dim is not None else Automatic)
     if isinstance(out, (list, tuple)):
@@ -219,6 +234,9 @@ def MultiHeadAttention(
         "value": dense((num_heads, value_dim)),
         "attention": _per_position(core, len(batch_like)), "output": dense(out),
     }
+    activity = _rule(activity_regularizer, "regularizer")
+    if activity is not None:
+        nodes["output"] = nodes["output"].with_activity_regularizer(activity)
     connections: list = [(NetPort("Query"), "query"), (NetPort("Key" if use_key else "Value"), "key"),
                          (NetPort("Value"), "value")]
     into = {"query": "Query", "key": "Key", "value": "Value"}
@@ -246,6 +264,37 @@ def MultiHeadAttention(
     if use_key:
         shapes["Key"] = ("Varying",) + (Automatic,) * positions
     return NetGraph(nodes, connections, **shapes)
+
+
+_KERAS_REGULARIZERS = {"L1": ("l1", "l1"), "L2": ("l2", "l2")}
+_KERAS_CONSTRAINTS = {"MaxNorm": "max_norm", "NonNeg": "non_neg", "UnitNorm": "unit_norm",
+                      "MinMaxNorm": "min_max_norm"}
+
+
+def _rule(value: Any, kind: str) -> Any:
+    """A regularizer or constraint in NetTrain's spelling, from that spelling or a Keras
+    object / config (Keras's kernels are (in, out): its default axis 0 is netgraph's default,
+    the axes of each output unit's weights)."""
+    if value is None or isinstance(value, (str, tuple)):
+        return value
+    config = value.get_config() if hasattr(value, "get_config") else value
+    name = type(value).__name__ if hasattr(value, "get_config") else value.get("class_name")
+    if isinstance(config, dict) and "config" in config and "class_name" in config:
+        name, config = config["class_name"], config["config"]
+    if kind == "regularizer" and name == "L1L2":
+        return ("l1_l2", float(config.get("l1", 0.0)), float(config.get("l2", 0.0)))
+    if kind == "regularizer" and name in _KERAS_REGULARIZERS:
+        spelled, key = _KERAS_REGULARIZERS[name]
+        return (spelled, float(config[key]))
+    if kind == "constraint" and name in _KERAS_CONSTRAINTS:
+        options = {k: v for k, v in config.items() if k != "axis"}
+        if config.get("axis", 0) not in (0, [0], (0,)):
+            raise SpecificationError(f"{name}(axis={config['axis']!r}): only Keras's default axis 0 "
+                                     "(each output unit's weights) has a netgraph counterpart.")
+        return (_KERAS_CONSTRAINTS[name], options) if options else _KERAS_CONSTRAINTS[name]
+    raise SpecificationError(f"the {kind} {value!r} has no netgraph counterpart.",
+                             hint=f"use {', '.join(_KERAS_REGULARIZERS if kind == 'regularizer' else _KERAS_CONSTRAINTS)}"
+                             " (Keras) or NetTrain's spellings.")
 
 
 def _mha_core(dropout: float, seed: Optional[int], causal: bool, query_mask: bool, value_mask: bool,
@@ -316,8 +365,11 @@ def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
     out_dims = out_kernel.shape[2:]
     net = MultiHeadAttention(
         config["num_heads"], config["key_dim"], config["value_dim"], config["dropout"],
-        config["use_bias"], tuple(out_dims), config["attention_axes"], positions=positions,
-        query_dim=q_kernel.shape[0], **call_options,
+        config["use_bias"], tuple(out_dims), config["attention_axes"],
+        **{key: config.get(key) for key in ("kernel_regularizer", "bias_regularizer",
+                                            "kernel_constraint", "bias_constraint")},
+        activity_regularizer=config.get("activity_regularizer") or getattr(layer, "activity_regularizer", None),
+        positions=positions, query_dim=q_kernel.shape[0], **call_options,
     )
     parts: dict = {}
     for name in ("query", "key", "value"):

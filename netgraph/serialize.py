@@ -43,6 +43,9 @@ class LayerConfig(pydantic.BaseModel):
     ports: dict[str, Any] = {}
     removed: list[str] = []
     initializers: dict[str, Any] = {}
+    regularizers: dict[str, Any] = {}
+    constraints: dict[str, Any] = {}
+    activity_regularizer: Any = None
     shared: dict[str, str] = {}
     children: dict[str, "LayerConfig"] = {}
     edges: Optional[list[tuple[Optional[str], str, Optional[str], str]]] = None
@@ -165,13 +168,16 @@ def to_config(net: Layer, path: str = "net", *, strict: bool = True) -> dict[str
         config["options"] = options
     if net.port_specs:
         config["ports"] = {k: _port_to_json(v, path) for k, v in net.port_specs.items()}
-    removed = sorted(set(net.array_specs_all()) - set(net.array_specs()))
+    removed = sorted(set(net.arrays_declared) - set(net.array_specs()))
     if removed:
         config["removed"] = removed
     if net.shared:
         config["shared"] = dict(net.shared)
-    if net.initializers:
-        config["initializers"] = {k: spell(v, path) for k, v in net.initializers.items()}
+    for rules in ("initializers", "regularizers", "constraints"):
+        if getattr(net, rules):
+            config[rules] = {k: spell(v, path) for k, v in getattr(net, rules).items()}
+    if net.activity_regularizer is not None:
+        config["activity_regularizer"] = spell(net.activity_regularizer, path)
     children = net.children()
     if children:
         config["children"] = {k: to_config(c, f"{path}/{k}", strict=strict)
@@ -223,6 +229,12 @@ def _build_layer(config: LayerConfig, arrays: Mapping[str, np.ndarray], path: tu
         raise SerializationError(f"cannot rebuild {shown} ({config.type}): {err}") from err
     if config.initializers:
         layer = layer.with_initializers({k: _from_json(v) for k, v in config.initializers.items()})
+    if config.regularizers:
+        layer = layer.with_regularizers({k: _from_json(v) for k, v in config.regularizers.items()})
+    if config.constraints:
+        layer = layer.with_constraints({k: _from_json(v) for k, v in config.constraints.items()})
+    if config.activity_regularizer is not None:
+        layer = layer.with_activity_regularizer(_from_json(config.activity_regularizer))
     return layer
 
 

@@ -18,11 +18,17 @@ How it works, one module per concern:
   cut into batches, ragged examples bucketed and padded as threaded evaluation does;
 * :mod:`netgraph.train_optim`: the optax chain (clipping, weight decay, the optimiser,
   learning-rate multipliers, constraints) and the regularizers, keyed by NetExtract paths;
-* :mod:`netgraph.train_checkpoint`: checkpoints and bit-identical resumption.
+* :mod:`netgraph.train_checkpoint`: checkpoints and bit-identical resumption;
+* :class:`Placement`: the devices - with several (``target_device=("CPU", 4)``), data
+  parallel with ``jax.sharding``: a Mesh over the devices with axis "batch", the rows of
+  every batch sharded across it, params and optimiser state replicated (the engine of
+  threaded evaluation); rows are padded to a multiple of the device count with weight-0
+  rows, so the result equals one-device training up to float rounding.
 
 One jitted step per padded batch shape: ``vmap`` of the lowered training net over the rows
 (named batch axis, so batch-statistics layers see the real rows only), a weighted mean of
-the per-example losses (padding rows weigh 0), the regularization, ``jax.value_and_grad``
+the per-example losses (padding rows weigh 0), the regularization (weights, and the activity
+of tapped layer outputs: ``LowerContext.taps``), ``jax.value_and_grad``
 over the trainable arrays only, the optax update, and the new layer state (moving
 statistics) written back. Frozen arrays (multiplier 0) and non-trainable arrays never
 receive a gradient and pass through the step untouched. Randomness (dropout) is
@@ -44,21 +50,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .batching import resolve_devices
 from .compiler import params_of, run, state_tree, trainable_mask, with_params
 from .errors import NetGraphError, SpecificationError
 from .evaluate import fit_to_data, needs_data_shapes
 from .initialize import NetInitialize
+from .layers.tree import iter_layers
 from .layers.base import Layer
-from .layers.lowering import BATCH_AXIS
-from .shapes import Automatic
+from .layers.lowering import BATCH_AXIS, masked_along, valid_mask
+from .shapes import Automatic, Varying
 from .train_checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .train_data import Batch, Checker, Dataset, StreamData, as_source, dataset, first_example
 from .train_loss import NET, TrainingNet, build_training_net, example_metrics
-from .train_optim import (build_optimizer, constraint_transform, constraints, leaf_paths,
-                          map_leaves, multipliers, penalty, regularizers)
+from .train_optim import Penalty, activity_regularizers as activity_table
+from .train_optim import (build_optimizer, constraint_transform, constraints, leaf_paths, map_leaves,
+                          multipliers, penalty, regularizers)
 
 _MAXIMISED = ("accuracy",)
 STOP = "StopTraining"
+ACTIVITY = "activity_regularization"  # the per-row activity penalty among the step's losses
 
 
 # ------------------------------------------------------------------------- result
@@ -73,8 +83,10 @@ class TrainResult:
         history: per-epoch lists: "epoch", "loss" (the data loss, weighted over the losses),
             "validation_loss", metrics ("accuracy", "error_rate", "mean_absolute_error",
             "validation_..."; prefixed by the output's name when several losses are
-            attached), "regularization" (when regularizers are given), "learning_rate" (a
-            schedule's value), "compilations" (new compilations in that epoch), "seconds".
+            attached), "regularization" (when regularizers or activity regularizers are
+            given: their sum, as added to the loss), "activity_regularization" (the activity
+            part), "learning_rate" (a schedule's value), "compilations" (new compilations
+            in that epoch), "seconds".
         batch_losses: the training loss of every batch.
         best_epoch: the epoch (0-based) ``net`` comes from.
         stop_reason: why training ended.
@@ -198,28 +210,41 @@ class Steps:
     shape; ``compilations`` counts the traces)."""
 
     def __init__(self, training: TrainingNet, tx: optax.GradientTransformation,
-                 penalties: Mapping, frozen_paths: set, metrics: bool) -> None:
+                 penalties: Mapping, frozen_paths: set, metrics: bool,
+                 activity: Mapping[tuple, Penalty] | None = None,
+                 placement: "Placement | None" = None) -> None:
         self.training, self.tx, self.penalties = training, tx, penalties
+        self.activity = dict(activity or {})
         self.frozen_paths = frozen_paths
         self.metrics = metrics
         self.metric_keys = _metric_keys(training) if metrics else []
         # each step returns its scalars packed in one vector (one device buffer per step)
         self.train_names = ["loss", "regularization", *self.metric_keys]
+        if self.activity:
+            self.train_names.append(ACTIVITY)
         self.eval_names = ["loss", *self.metric_keys]
         self.compilations = {"train": 0, "validation": 0}
-        self.train = jax.jit(self._train_step)
-        self.evaluate = jax.jit(self._eval_step)
+        # several devices: every result (params, optimiser state, scalars) replicated
+        out = {} if placement is None or placement.single else {"out_shardings": placement.replicated}
+        self.train = jax.jit(self._train_step, **out)
+        self.evaluate = jax.jit(self._eval_step, **out)
 
     # the ONE place where the lowered training net is applied (training and evaluation)
     def forward(self, params: Any, batch: Mapping[str, Any], rngs: Any, train: bool) -> tuple[dict, dict, Any]:
-        """Per-row losses and metrics of a batch, and (training) the new layer state."""
+        """Per-row losses and metrics of a batch, and (training) the new layer state; with
+        activity regularizers (training), the per-row activity penalty is the loss
+        ``ACTIVITY``."""
         graph = self.training.graph
+        tapped = train and bool(self.activity)
 
         def one(inputs: Any, lengths: Any, rng: Any, real: Any) -> tuple[dict, dict, Any]:
             collected: dict | None = {} if train else None
-            outputs, _ = run(graph, params, inputs, lengths, rng if train else None, train,
-                             batch_axis=BATCH_AXIS, row_valid=real, state=collected)
+            taps: dict | None = dict.fromkeys(self.activity) if tapped else None
+            outputs, lens = run(graph, params, inputs, lengths, rng if train else None, train,
+                                batch_axis=BATCH_AXIS, row_valid=real, state=collected, taps=taps)
             losses = {t.port: outputs[t.port] for t in self.training.terms}
+            if taps is not None:
+                losses[ACTIVITY] = self._activity(taps, lens)
             found = {}
             if self.metrics:
                 single = len(self.training.terms) == 1
@@ -234,6 +259,23 @@ class Steps:
         return jax.vmap(one, axis_name=BATCH_AXIS)(batch["inputs"], batch["lengths"], rngs,
                                                   batch["weights"] > 0)
 
+    def _activity(self, taps: Mapping[tuple, Any], lens: Mapping[str, Any]) -> jax.Array:
+        """One example's activity penalty: each regularized layer's penalty over its output
+        ports, counting true positions only (padding along a varying axis is zeroed)."""
+        inference = self.training.graph.inference
+        total = jnp.zeros((), jnp.float32)
+        for path, fn in self.activity.items():
+            outputs = taps[path]
+            if outputs is None:  # every node of a graph is lowered; this would be a bug
+                raise NetGraphError(f"activity_regularizers: the output of {'/'.join(path[1:])} was not captured.")
+            for port, x in outputs.items():
+                x = jnp.asarray(x).astype(jnp.float32)
+                for axis, dim in enumerate(inference.port(path, port).dims or ()):
+                    if isinstance(dim, Varying):
+                        x = masked_along(x, axis, valid_mask(lens.get(dim.symbol), x.shape[axis]), 0.0)
+                total = total + fn(x)
+        return total
+
     def _weighted(self, losses: dict, found: dict, weights: jax.Array) -> tuple[jax.Array, dict]:
         total_weight = jnp.sum(weights)
 
@@ -241,6 +283,8 @@ class Steps:
             return jnp.sum(weights * v.astype(jnp.float32)) / total_weight
 
         per_row = sum(t.weight * losses[t.port] for t in self.training.terms)
+        if ACTIVITY in losses:
+            found = {**found, ACTIVITY: losses[ACTIVITY]}
         return mean(per_row), {k: mean(v) for k, v in found.items()}
 
     def _train_step(self, trainable: Any, frozen: Any, opt_state: Any, batch: Any, key: Any,
@@ -254,6 +298,8 @@ class Steps:
             losses, found, state = self.forward(params, batch, rngs, True)
             loss, means = self._weighted(losses, found, batch["weights"])
             reg = penalty(params, self.penalties)
+            if ACTIVITY in means:  # Keras: sum over the batch of the penalties / batch size
+                reg = reg + means[ACTIVITY]
             return loss + reg, (loss, reg, means, state)
 
         (_, (loss, reg, means, state)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
@@ -261,7 +307,8 @@ class Steps:
             updates, opt_state = self.tx.update(grads, opt_state, trainable)
             trainable = optax.apply_updates(trainable, updates)
         frozen = write_state(frozen, state)
-        return trainable, frozen, opt_state, jnp.stack([loss, reg, *(means[k] for k in self.metric_keys)])
+        extra = [means[ACTIVITY]] if ACTIVITY in means else []
+        return trainable, frozen, opt_state, jnp.stack([loss, reg, *(means[k] for k in self.metric_keys), *extra])
 
     def _eval_step(self, params: Any, batch: Any) -> dict:
         self.compilations["validation"] += 1
@@ -303,8 +350,38 @@ def _partition(full: Any, frozen_paths: set) -> tuple[Any, Any]:
     return trainable, frozen
 
 
-def _device_batch(batch: Batch) -> dict:
-    return {"inputs": batch.inputs, "lengths": batch.lengths, "weights": batch.weights}
+class Placement:
+    """Where a run's arrays live (``target_device``): one device, or a Mesh over several
+    with the axis "batch" - params, optimiser state and the step's results replicated, the
+    rows of every batch sharded (padded to a multiple of the device count with weight-0
+    rows that repeat row 0, as a partial batch is)."""
+
+    def __init__(self, devices: list[Any]) -> None:
+        self.devices = list(devices)
+        self.single = len(self.devices) == 1
+        if self.single:
+            self.replicated = self.rows = jax.sharding.SingleDeviceSharding(self.devices[0])
+        else:
+            mesh = jax.sharding.Mesh(np.array(self.devices), ("batch",))
+            self.replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+            self.rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+
+    def params(self, tree: Any) -> Any:
+        return jax.device_put(tree, self.replicated)
+
+    def batch(self, batch: Batch) -> dict:
+        tree = {"inputs": batch.inputs, "lengths": batch.lengths, "weights": batch.weights}
+        if self.single:  # host arrays: jit moves them next to the (committed) params
+            return tree
+        extra = -len(batch.weights) % len(self.devices)
+        if extra:
+            def pad(v: np.ndarray) -> np.ndarray:
+                return np.concatenate([v, np.repeat(v[:1], extra, axis=0)])
+
+            tree = {"inputs": {k: pad(v) for k, v in batch.inputs.items()},
+                    "lengths": {k: pad(v) for k, v in batch.lengths.items()},
+                    "weights": np.concatenate([batch.weights, np.zeros(extra, batch.weights.dtype)])}
+        return jax.device_put(tree, self.rows)
 
 
 def _mean_records(records: list[tuple[Any, int]], names: list[str]) -> dict[str, float]:
@@ -321,7 +398,8 @@ _OPTIONS = (
     "loss", "validation_set", "optimizer", "learning_rate", "batch_size", "max_epochs", "seed",
     "learning_rate_multipliers", "loss_weights", "gradient_clipping", "weight_decay",
     "regularizers", "constraints", "patience", "monitor", "select_best", "metrics", "shuffle",
-    "steps_per_epoch", "callback", "progress", "checkpoint", "resume",
+    "steps_per_epoch", "callback", "progress", "checkpoint", "resume", "activity_regularizers",
+    "target_device",
 )
 
 
@@ -334,6 +412,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
              select_best: bool = True, metrics: bool = True, shuffle: bool = True,
              steps_per_epoch: int | None = None, callback: Callable | None = None,
              progress: bool = False, checkpoint: str | None = None, resume: str | None = None,
+             activity_regularizers: Mapping | None = None, target_device: Any = None,
              **unknown: Any) -> TrainResult:
     """Train ``net`` on ``data``; returns a :class:`TrainResult` (``.net``, ``.history``).
 
@@ -368,6 +447,11 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
         checkpoint: a directory; the net and the training state are saved after every epoch.
         resume: a checkpoint directory to continue from (same net, data size, batch size,
             seed): the final weights equal an uninterrupted run's.
+        activity_regularizers: ``{layer path: regularizer}`` (Keras's activity_regularizer):
+            the penalty of the layer's outputs per example, averaged over the batch, added to
+            the loss (see :mod:`netgraph.train_optim`).
+        target_device: "CPU", "GPU", (kind, n | "All") or a list of JAX devices; with
+            several, data-parallel training (see :class:`Placement`).
     """
     if unknown:
         raise SpecificationError(
@@ -387,6 +471,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
                        ("shuffle", shuffle)):
         if not isinstance(flag, bool):
             raise SpecificationError(f"{name} must be True or False; found {flag!r}.")
+    placement = Placement(resolve_devices(target_device))
 
     # 1. the net: input shapes fitted to the data, initialised; the training net around it
     stream = None
@@ -428,6 +513,14 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     frozen_paths = fixed | {p for p, m in rates.items() if m == 0.0}
     trainable, frozen = _partition(full, frozen_paths)
     penalties = regularizers_for(net, regularizers)
+    if net.activity_regularizer is not None:
+        raise SpecificationError(
+            "NetTrain: the trained net itself carries an activity regularizer; its outputs feed "
+            "the loss directly.", hint="put it on a layer inside the net, or pass activity_regularizers=.")
+    stored_activity = {path: layer.activity_regularizer for path, layer in iter_layers(net)
+                       if layer.activity_regularizer is not None}
+    activity = {**activity_table(net, stored_activity, (NET,)),
+                **activity_table(net, activity_regularizers, (NET,))}
     projection = constraint_transform({p: fn for p, fn in constraints_for(net, constraints, full).items()
                                        if p not in frozen_paths})
     scales = {f"x{m!r}": m for p, m in rates.items() if m != 0.0}
@@ -440,7 +533,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
                          labels=labels, scales=scales, constraint=projection)
     with optax_numerics():
         opt_state = tx.init(trainable)
-    steps = Steps(training, tx, penalties, frozen_paths, metrics)
+    steps = Steps(training, tx, penalties, frozen_paths, metrics, activity, placement)
 
     keys = ["loss"] + _metric_keys(training) if metrics else ["loss"]
     monitor = _monitor(monitor, keys, validation is not None)
@@ -459,8 +552,8 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
         epoch, step, history = record["epoch"], record["step"], record["history"]
         best_epoch, best_value, waited = record["best_epoch"], record["best_value"], record["waited"]
         best_params = loaded.best
-    trainable, frozen, opt_state = jax.device_put((trainable, frozen, opt_state))
-    key = jax.random.key(seed)
+    trainable, frozen, opt_state = placement.params((trainable, frozen, opt_state))
+    key = placement.params(jax.random.key(seed))
 
     def current_net(tree: Any) -> Layer:
         tree = jax.device_get(tree)
@@ -484,7 +577,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
         records: list[tuple[dict, int]] = []
         for number, batch in enumerate(train_set.batches(epoch, rng)):
             trainable, frozen, opt_state, stats = steps.train(trainable, frozen, opt_state,
-                                                              _device_batch(batch), key, np.int32(step))
+                                                              placement.batch(batch), key, np.int32(step))
             records.append((stats, batch.count))
             step += 1
             examples_seen += batch.count
@@ -504,11 +597,13 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
         batch_losses += [float(r[0]) for r in jax.device_get([r for r, _ in records])]
         row = {"epoch": epoch, "loss": means["loss"]}
         row.update({k: means[k] for k in keys if k in means and k != "loss"})
-        if penalties:
+        if penalties or activity:
             row["regularization"] = means["regularization"]
+        if activity:
+            row[ACTIVITY] = means[ACTIVITY]
         params_now = merge(trainable, frozen)
         if validation is not None:
-            vrecords = [(steps.evaluate(params_now, _device_batch(b)), b.count)
+            vrecords = [(steps.evaluate(params_now, placement.batch(b)), b.count)
                         for b in validation.batches(epoch, None)]
             row.update({f"validation_{k}": v for k, v in _mean_records(vrecords, steps.eval_names).items()})
         if lr_schedule is not None:
@@ -583,12 +678,22 @@ def _leaves(tree: Any):
         yield p, node
 
 
+def _stored(net: Layer, field: str) -> dict:
+    """The regularizers or constraints stored on the net's layers (``with_regularizers``,
+    ``ng.keras`` builders), as a NetTrain table keyed by array paths."""
+    return {path + (name,): spec for path, layer in iter_layers(net, include_root=True)
+            for name, spec in getattr(layer, field).items()}
+
+
 def regularizers_for(net: Layer, table: Mapping | None) -> dict:
-    return regularizers(net, table, (NET,))
+    """The stored regularizers, overridden array by array by NetTrain's ``regularizers=``."""
+    return {**regularizers(net, _stored(net, "regularizers"), (NET,)), **regularizers(net, table, (NET,))}
 
 
 def constraints_for(net: Layer, table: Mapping | None, full: Any) -> dict:
-    return constraints(net, table, (NET,), full)
+    """The stored constraints, overridden array by array by NetTrain's ``constraints=``."""
+    return {**constraints(net, _stored(net, "constraints"), (NET,), full),
+            **constraints(net, table, (NET,), full)}
 
 
 def _fitting_example(net: Layer, data: Any, stream: StreamData | None) -> tuple[dict, set]:

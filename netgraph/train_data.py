@@ -33,6 +33,7 @@ import numpy as np
 
 from .batching import Example, batch_bucket, pad_batch, plan
 from .errors import InputDataError
+from .compiler import port_mismatch
 from .evaluate import as_numeric, check_element, check_fixed_sizes, example_lengths
 from .shapes import Index, Known, Real, Varying
 from .shapes.porttype import PortType
@@ -69,17 +70,11 @@ class Checker:
     def ports(self, data: Mapping[str, Any]) -> dict[str, Any]:
         given = {str(k): v for k, v in data.items()}
         names = list(self.types)
-        missing = [n for n in names if n not in given]
-        extra = [k for k in given if k not in names]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"no data for port(s) {missing}")
-            if extra:
-                parts.append(f"unknown port(s) {extra}")
-            notes = [self.describe_target(n) for n in missing if self.describe_target(n)]
+        mismatch = port_mismatch(given, names, "no data for port(s)")
+        if mismatch:
+            notes = [self.describe_target(n) for n in names if n not in given and self.describe_target(n)]
             raise InputDataError(
-                f"{self.where}: {' and '.join(parts)}; the training net's inputs are {names}."
+                f"{self.where}: {mismatch}; the training net's inputs are {names}."
                 + "".join(f"\n  note: {n}" for n in notes),
                 hint="give one entry per input port and per target, e.g. "
                 + "{" + ", ".join(f'"{n}": ...' for n in names) + "}.")

@@ -15,6 +15,11 @@ optimiser updates.
 * **regularizers** (Keras semantics) ``{path: "l1" | "l2" | "l1_l2" | ("l1", f) | ("l2", f) |
   ("l1_l2", l1, l2)}``: ``l1 * sum|w| + l2 * sum w^2`` added to the loss; a layer path means
   its "Weights" arrays (Keras's kernel regularizer).
+* **activity_regularizers** (Keras's ``activity_regularizer``) ``{layer path: regularizer}``
+  in the same spellings: the penalty of the layer's outputs (every output port, its true
+  positions only) per example, averaged over the batch's real examples - Keras adds
+  ``regularizer(output) / batch_size``, the same number for unpadded data. The layer must be
+  a node of a NetGraph or NetChain (its outputs exist once per example).
 * **constraints** (Keras semantics, applied after each update as an optax transform)
   ``{path: "max_norm" | "non_neg" | "unit_norm" | "min_max_norm" | (name, value...) |
   (name, {option: value})}``. Norms are taken over ``axis`` of the netgraph array, by default
@@ -283,6 +288,54 @@ def regularizers(net: Layer, table: Mapping[Any, Any] | None, prefix: Leaf) -> d
             for leaf, (value, spec) in _by_specificity(net, table, "regularizers", weights_only=True).items()}
 
 
+def activity_regularizers(net: Layer, table: Mapping[Any, Any] | None, prefix: Leaf) -> dict[Leaf, Penalty]:
+    """``{training-net node path: penalty}`` for ``table`` keyed by layer paths of ``net``
+    (see the module docstring); every layer on a path must be a node of a graph."""
+    if not table:
+        return {}
+    if not isinstance(table, Mapping):
+        raise SpecificationError(
+            f"activity_regularizers must be a dict keyed by layer paths; found {type(table).__name__}.",
+            hint='e.g. activity_regularizers={"h": ("l2", 1e-3)}.')
+    out: dict[Leaf, Penalty] = {}
+    named: dict[Leaf, Any] = {}
+    for spec, value in table.items():
+        where = f"activity_regularizers[{spec!r}]"
+        path = graph_node_path(net, spec, where)
+        if path in named:
+            raise SpecificationError(f"{where}: {named[path]!r} and {spec!r} name the same layer "
+                                     f"{'/'.join(path)}; give one regularizer per layer.")
+        named[path] = spec
+        out[prefix + path] = parse_regularizer(value, where)
+    return out
+
+
+def graph_node_path(net: Layer, spec: Any, where: str) -> Leaf:
+    """The path of names of the layer ``spec`` (a name, a 0-based position or a path of
+    them) names, each step a node of a graph (a NetGraph or NetChain)."""
+    from .graph import NetGraph
+
+    parts = tuple(spec) if isinstance(spec, (tuple, list)) else (spec,)
+    if not parts or spec is All or isinstance(spec, NetArray):
+        raise SpecificationError(
+            f"{where}: an activity regularizer is keyed by a layer path; found {spec!r}.",
+            hint='name a layer: "h", 2 (a position) or ("block", "h").')
+    layer, path = net, ()
+    for part in parts:
+        if not isinstance(layer, NetGraph):
+            raise SpecificationError(
+                f"{where}: {'/'.join(path) or 'the net'} ({layer.describe()}) is not a NetGraph "
+                f"or NetChain, so its inner layer {part!r} has no output of its own per example "
+                "to regularize.",
+                hint=f"regularize the output of {'/'.join(path)!r} itself." if path else None)
+        name = child_name(layer.children(), part)
+        if name is None:
+            err = _no_part(layer, part, path)
+            raise PartSpecError(f"{where}: {err.message}", hint=err.hint) from None
+        layer, path = layer.children()[name], path + (name,)
+    return path
+
+
 def penalty(params: Mapping[str, Any], table: Mapping[Leaf, Penalty]) -> jax.Array:
     """The total regularization of ``params`` (a scalar; 0 without regularizers)."""
     terms = [fn(tree_get(params, leaf)) for leaf, fn in table.items()]
@@ -399,7 +452,7 @@ def constraint_transform(table: Mapping[Leaf, Callable[[jax.Array], jax.Array]])
 
 
 __all__ = [
-    "OPTIMIZERS", "Penalty", "build_optimizer", "constraint_transform", "constraints", "leaf_paths",
-    "map_leaves", "multipliers", "parse_constraint", "parse_regularizer", "penalty", "regularizers",
-    "resolve_arrays", "tree_get",
+    "OPTIMIZERS", "Penalty", "activity_regularizers", "build_optimizer", "constraint_transform",
+    "constraints", "graph_node_path", "leaf_paths", "map_leaves", "multipliers", "parse_constraint",
+    "parse_regularizer", "penalty", "regularizers", "resolve_arrays", "tree_get",
 ]

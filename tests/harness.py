@@ -442,3 +442,23 @@ def check_layer(
 
 
 __all__ = ["Arrays", "LayerCheck", "check_layer"]
+
+
+def run_on_cpu_devices(child: str, devices: int = 4) -> dict:
+    """Run the Python code ``child`` in a fresh interpreter that sees ``devices`` CPU devices
+    (``XLA_FLAGS`` must be set before JAX starts); it prints ``RESULT <json>``, returned here."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run([sys.executable, "-c", child], cwd=tempfile.gettempdir(),
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"the subprocess failed:\n{proc.stdout}\n{proc.stderr}"
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"no RESULT line in:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1][len("RESULT "):])

@@ -9,7 +9,7 @@ import pytest
 
 import netgraph as ng
 from netgraph.layers.base import ArraySpec, Layer, LayerOptions
-from netgraph.layers.lowering import register
+from netgraph.layers.lowering import lower_layer
 
 
 class PatternProbeLayer(Layer):
@@ -18,19 +18,14 @@ class PatternProbeLayer(Layer):
     class Options(LayerOptions):
         pass
 
-    @classmethod
-    def array_names(cls) -> tuple[str, ...]:
-        return ("Weights",)
-
-    def array_specs_all(self) -> dict[str, ArraySpec]:
-        return {"Weights": ArraySpec("weights")}
+    arrays_declared = {"Weights": ArraySpec("weights")}
 
     def template(self, scope: Any) -> None:
         scope.shapes(Input=("*a", "n"), Output=("*a", "m"), Weights=("m", "n"))
         scope.real("Input", "Output")
 
 
-@register(PatternProbeLayer)
+@lower_layer.register(PatternProbeLayer)
 def _lower_probe(layer: PatternProbeLayer, ctx: Any, inputs: dict) -> dict:
     return {"Output": jnp.einsum("...n,mn->...m", inputs["Input"], ctx.params["Weights"])}
 

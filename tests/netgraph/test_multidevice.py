@@ -7,16 +7,10 @@ with one device, and prints a JSON summary that this test checks.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness import run_on_cpu_devices
 
 CHILD = textwrap.dedent(
     """
@@ -85,15 +79,7 @@ CHILD = textwrap.dedent(
 @pytest.fixture(scope="module")
 def report() -> dict:
     """Run the child once; its JSON summary."""
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, f"the subprocess failed:\n{proc.stdout}\n{proc.stderr}"
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"no RESULT line in:\n{proc.stdout}\n{proc.stderr}"
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = run_on_cpu_devices(CHILD)
     assert result["devices"] == 4 and result["count"] == 41, result
     return result
 
