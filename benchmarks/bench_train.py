@@ -124,6 +124,23 @@ def hand_trainer(net: Any, learning_rate: float = 1e-3):
     return train
 
 
+def keras_epoch_times(model: Any, x: Any, y: Any, batch_size: int, epochs: int) -> list[float]:
+    """Seconds per epoch of ``model.fit`` (timed by a callback at epoch boundaries)."""
+    import keras
+
+    times: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
+    return times
+
+
 def keras_trainer(net: Any):
     try:
         import keras
@@ -140,17 +157,7 @@ def keras_trainer(net: Any):
             weights += [ng.NetExtract(net, (k, "Weights")).T, ng.NetExtract(net, (k, "Biases"))]
         model.set_weights(weights)
         model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        times: list[float] = []
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.t0)
-
-        model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
-        return times
+        return keras_epoch_times(model, x, y, BATCH, epochs)
 
     return train
 
@@ -298,18 +305,8 @@ def bench_similarity(cfg: dict) -> dict[str, Any]:
         def keras_run() -> list[float]:
             model = keras_similarity(net)
             model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
-            times: list[float] = []
-
-            class Timer(keras.callbacks.Callback):
-                def on_epoch_begin(self, epoch, logs=None):
-                    self.t0 = time.perf_counter()
-
-                def on_epoch_end(self, epoch, logs=None):
-                    times.append(time.perf_counter() - self.t0)
-
-            model.fit([data["Query"], data["Value"]], data["Target"], batch_size=SIM_BATCH, epochs=cfg["epochs"],
-                      shuffle=True, verbose=0, callbacks=[Timer()])
-            return times[1:]
+            return keras_epoch_times(model, [data["Query"], data["Value"]], data["Target"], SIM_BATCH,
+                                     cfg["epochs"])[1:]
 
         runs["Keras fit"] = keras_run
     samples = interleaved(runs, cfg["rounds"])
