@@ -51,7 +51,7 @@ import numpy as np
 import optax
 
 from .batching import resolve_devices
-from .compiler import params_of, run, state_tree, trainable_mask, with_params
+from .compiler import missing_arrays, params_of, run, state_tree, trainable_mask, with_params
 from .errors import NetGraphError, SpecificationError
 from .evaluate import fit_to_data, needs_data_shapes
 from .initialize import NetInitialize
@@ -480,7 +480,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
                             steps_per_epoch, max_epochs)
     if needs_data_shapes(net):
         net = fit_to_data(net, *_fitting_example(net, data, stream))
-    if any(True for _ in _missing(net)):
+    if missing_arrays(net):
         net = NetInitialize(net, seed=seed)
     training = build_training_net(net, loss, loss_weights)
     graph = training.graph
@@ -654,13 +654,6 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
 
 
 # ------------------------------------------------------------------------ helpers
-def _missing(net: Layer):
-    if any(a is None for a in net.arrays.values()):
-        yield net
-    for child in net.children().values():
-        yield from _missing(child)
-
-
 def _mask_at(mask: Any, path: tuple) -> bool:
     node = mask
     for part in path:

@@ -39,7 +39,7 @@ import optax
 
 from .errors import PartSpecError, SpecificationError
 from .extract import _no_part
-from .layers.tree import child_name
+from .layers.tree import child_name, iter_layers
 from .layers.base import Layer, NetArray, shared_values
 from .layers.options import All
 
@@ -58,10 +58,8 @@ def _leaf(layer: Layer, path: Leaf, name: str) -> Leaf:
 
 
 def _arrays_below(layer: Layer, path: Leaf) -> list[tuple[Layer, Leaf, str]]:
-    found = [(layer, path, name) for name in layer.array_specs()]
-    for sub_name, child in layer.children().items():
-        found += _arrays_below(child, path + (sub_name,))
-    return found
+    return [(sub, sub_path, name) for sub_path, sub in iter_layers(layer, path, include_root=True)
+            for name in sub.array_specs()]
 
 
 def resolve_arrays(net: Layer, spec: Any, *, weights_only: bool = False,
