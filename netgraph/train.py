@@ -63,7 +63,7 @@ from .train_checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .train_data import Batch, Checker, Dataset, StreamData, as_source, dataset, first_example
 from .train_loss import NET, TrainingNet, build_training_net, example_metrics
 from .train_optim import Penalty, activity_regularizers as activity_table
-from .train_optim import (build_optimizer, constraint_transform, constraints, leaf_paths, map_leaves,
+from .train_optim import (build_optimizer, constraint_transform, constraints, leaf_paths, map_leaves, tree_get,
                           multipliers, penalty, regularizers)
 
 _MAXIMISED = ("accuracy",)
@@ -542,7 +542,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     best_epoch, best_value, best_params, waited = None, None, None, 0
     epoch, step = 0, 0
     fingerprint = {"seed": seed, "batch_size": batch_size, "examples": train_set.count,
-                   "params": {"/".join(p): list(np.shape(v)) for p, v in _leaves(full)}}
+                   "params": {"/".join(p): list(np.shape(tree_get(full, p))) for p in leaf_paths(full)}}
 
     # 4. resume
     if resume is not None:
@@ -661,14 +661,6 @@ def _mask_at(mask: Any, path: tuple) -> bool:
             return True
         node = node[part]
     return bool(node)
-
-
-def _leaves(tree: Any):
-    for p in leaf_paths(tree):
-        node = tree
-        for part in p:
-            node = node[part]
-        yield p, node
 
 
 def _stored(net: Layer, field: str) -> dict:

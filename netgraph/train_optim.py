@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -122,18 +122,19 @@ def tree_get(tree: Mapping[str, Any], leaf: Leaf) -> Any:
     return tree
 
 
-def leaf_paths(tree: Any, prefix: Leaf = ()) -> list[Leaf]:
+def _key_path(path: Sequence[Any]) -> Leaf:
+    return tuple(key.key for key in path)  # jax's DictKey entries as the plain path
+
+
+def leaf_paths(tree: Any) -> list[Leaf]:
     """Every leaf path of a nested dict of arrays (``None`` leaves skipped)."""
-    if isinstance(tree, Mapping):
-        return [p for k in tree for p in leaf_paths(tree[k], prefix + (k,))]
-    return [] if tree is None else [prefix]
+    return [_key_path(path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
 
 
-def map_leaves(fn: Callable[[Leaf, Any], Any], tree: Any, prefix: Leaf = ()) -> Any:
-    """A nested dict of the same structure with ``fn(path, leaf)`` at every leaf."""
-    if isinstance(tree, Mapping):
-        return {k: map_leaves(fn, v, prefix + (k,)) for k, v in tree.items()}
-    return None if tree is None else fn(prefix, tree)
+def map_leaves(fn: Callable[[Leaf, Any], Any], tree: Any) -> Any:
+    """A nested dict of the same structure with ``fn(path, leaf)`` at every leaf (``None``
+    leaves stay ``None``)."""
+    return jax.tree_util.tree_map_with_path(lambda path, leaf: fn(_key_path(path), leaf), tree)
 
 
 # ------------------------------------------------------------------ multipliers

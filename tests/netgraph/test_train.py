@@ -449,36 +449,6 @@ def test_regularization_is_added_and_reported():
 
 
 # ================================================================== activity regularizers
-@pytest.mark.filterwarnings(  # Keras's get_weights on JAX arrays (as in tests/parity)
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-def test_activity_regularizers_match_keras_fit():
-    """Keras's activity_regularizer (layer.py: ``regularizer(output) / batch_size`` added to
-    the loss) on a Dense output and on its tanh: two epochs of SGD with batches of 32 and a
-    last one of 16 give Keras's weights."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("needs KERAS_BACKEND=jax")
-    x, y = classification(48)
-    net = ng.NetInitialize(classifier(), seed=0)
-    result = ng.NetTrain(net, (x, y), optimizer="SGD", learning_rate=0.1, batch_size=32, max_epochs=2,
-                         shuffle=False, activity_regularizers={"h": ("l2", 1e-2), "act": ("l1", 1e-2)})
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(8, activity_regularizer=keras.regularizers.L2(1e-2)),
-        keras.layers.Activation("tanh", activity_regularizer=keras.regularizers.L1(1e-2)),
-        keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([ng.NetExtract(net, (k, a)).T if a == "Weights" else ng.NetExtract(net, (k, a))
-                       for k in ("h", "o") for a in ("Weights", "Biases")])
-    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
-    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):  # Keras's own math
-        model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
-    kernels = model.get_weights()
-    for i, k in ((0, "h"), (2, "o")):
-        np.testing.assert_allclose(ng.NetExtract(result.net, (k, "Weights")).T, kernels[i], atol=1e-5)
-    assert result.history["activity_regularization"] == result.history["regularization"]
-    assert result.history["activity_regularization"][0] > 0
-
-
 def test_activity_regularizer_counts_true_positions_only():
     """A ragged batch: the penalty of each example is over its own length (padding never
     counts), then averaged over the real examples. All arrays frozen, so the epoch's value

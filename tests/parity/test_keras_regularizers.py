@@ -1,8 +1,10 @@
-"""Regularizers and constraints stored on a net: the ``ng.keras.MultiHeadAttention`` builder
-and ``from_keras`` carry Keras's ``kernel_regularizer`` (and the others), they survive
-save/load, and NetTrain applies them as the explicit ``regularizers=`` would."""
+"""Regularizers against Keras: activity regularizers train as in ``fit``; rules stored on a
+net (the ``ng.keras.MultiHeadAttention`` builder and ``from_keras`` carry Keras's
+``kernel_regularizer`` and the others) survive save/load and train as the explicit
+``regularizers=`` would. The parity conftest guarantees Keras on the JAX backend: no skip."""
 from __future__ import annotations
 
+import jax
 import keras
 import numpy as np
 import pytest
@@ -77,3 +79,32 @@ def test_from_keras_carries_regularizers_and_constraints(keras_call):
         assert linear.regularizers["Biases"][0] == "l1_l2"
         assert linear.constraints == {"Weights": ("max_norm", {"max_value": 2.0}), "Biases": "non_neg"}
     assert net.children()["output"].activity_regularizer[0] == "l1"
+
+
+@pytest.mark.filterwarnings(  # Keras's get_weights on JAX arrays (as in tests/parity)
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def test_activity_regularizers_match_keras_fit():
+    """Keras's activity_regularizer (layer.py: ``regularizer(output) / batch_size`` added to
+    the loss) on a Dense output and on its tanh: two epochs of SGD with batches of 32 and a
+    last one of 16 give Keras's weights."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((48, 4)).astype(np.float32)
+    y = np.argmax(x[:, :3], axis=1).astype(np.int32)
+    net = ng.NetInitialize(ng.NetChain({"h": ng.LinearLayer(8), "act": "Tanh", "o": ng.LinearLayer(3),
+                                        "p": ng.SoftmaxLayer()}, Input=4), seed=0)
+    result = ng.NetTrain(net, (x, y), optimizer="SGD", learning_rate=0.1, batch_size=32, max_epochs=2,
+                         shuffle=False, activity_regularizers={"h": ("l2", 1e-2), "act": ("l1", 1e-2)})
+    model = keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(8, activity_regularizer=keras.regularizers.L2(1e-2)),
+        keras.layers.Activation("tanh", activity_regularizer=keras.regularizers.L1(1e-2)),
+        keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([ng.NetExtract(net, (k, a)).T if a == "Weights" else ng.NetExtract(net, (k, a))
+                       for k in ("h", "o") for a in ("Weights", "Biases")])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):  # Keras's own math
+        model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    kernels = model.get_weights()
+    for i, k in ((0, "h"), (2, "o")):
+        np.testing.assert_allclose(ng.NetExtract(result.net, (k, "Weights")).T, kernels[i], atol=1e-5)
+    assert result.history["activity_regularization"] == result.history["regularization"]
+    assert result.history["activity_regularization"][0] > 0
