@@ -202,10 +202,19 @@ class Layer(abc.ABC):
         for key in port_kw:
             if key not in ports:
                 self._unknown(key, option_values)
-        self._set(port_specs={k: parse_port_spec(v, f'{self.type_name} port "{k}"')
-                              for k, v in port_kw.items()})
+        self._set(port_specs={k: self._port_spec(k, v) for k, v in port_kw.items()})
         self._set_arrays(array_kw)
         self.inference  # inconsistent declarations fail at construction, as in Wolfram
+
+    def _port_spec(self, port: str, value: Any) -> PortSpec:
+        where = f'{self.type_name} port "{port}"'
+        if isinstance(value, np.ndarray):
+            raise SpecificationError(
+                f"{where}: a port shape is an int, a tuple or a string such as \"Varying\"; "
+                f"found a NumPy array {value!r}.",
+                hint=f"write {port}={tuple(value.tolist()) if value.ndim == 1 else '(...)'}.",
+            )
+        return parse_port_spec(value, where)
 
     def _unknown(self, key: str, option_values: Mapping[str, Any]) -> None:
         allowed = list(self.Options.model_fields) + list(self.arrays_declared)
@@ -249,7 +258,7 @@ class Layer(abc.ABC):
             # pydantic says "Input should ..." - but "Input" is a port name here; a union
             # option (an int, a tuple or Automatic) reports each form it would accept
             reasons = list(dict.fromkeys(
-                e["msg"].replace("Input should", "the value should", 1)
+                e["msg"].replace("Input should", "the value should", 1).replace("Value error, ", "", 1)
                 for e in errors if e["loc"][:1] == first["loc"][:1]))
             shown = "; or ".join(reasons[:4]) + ("; ..." if len(reasons) > 4 else "")
             raise SpecificationError(
@@ -310,7 +319,7 @@ class Layer(abc.ABC):
                 if v is None:
                     specs.pop(k, None)
                 else:
-                    specs[k] = parse_port_spec(v, f'{self.type_name} port "{k}"')
+                    specs[k] = self._port_spec(k, v)
             new._set(port_specs=specs)
         new._set_arrays(arrays or {})
         new._after_evolve()

@@ -22,7 +22,6 @@ from typing import Any, Literal, Union
 
 import jax
 import jax.numpy as jnp
-import pydantic
 
 from ..shapes import Automatic
 from ..errors import ShapeMismatchError
@@ -30,14 +29,14 @@ from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import lower_layer, masked_along, valid_mask
-from .options import SizeOrAuto
+from .options import PositiveSize, Size, SizeOrAuto
 
-PosInt = pydantic.PositiveInt
+PosInt = PositiveSize
 PerAxis = Union[PosInt, tuple[PosInt, ...]]
 Padding = Union[
-    pydantic.NonNegativeInt,
-    tuple[pydantic.NonNegativeInt, ...],
-    tuple[tuple[pydantic.NonNegativeInt, pydantic.NonNegativeInt], ...],
+    Size,
+    tuple[Size, ...],
+    tuple[tuple[Size, Size], ...],
     Literal["Same", "Valid"],
 ]
 
@@ -143,8 +142,11 @@ class ConvolutionLayer(Layer):
             scope.fix(c_out, o.channels, "Output")
         scope.same_dim(weights[0], c_out, "Weights")
         groups = s.new_dim(o.channel_groups)
+        channels_hint = ("channels cannot vary." if o.interleaving else "channels cannot vary: "
+                         "the input is channels-first (channels x positions); for a sequence of "
+                         "vectors (positions x channels) use interleaving=True.")
         rules.product(s, s.shape_of_dims((weights[1], groups)), c_in, scope.origin("Input"),
-                      scope.where("Input"), varying_hint="channels cannot vary.")
+                      scope.where("Input"), varying_hint=channels_hint)
         rules.product(s, s.shape_of_dims((s.new_dim(), groups)), c_out, scope.origin("Output"),
                       lambda: f"{scope.where('Output')} (channel_groups={o.channel_groups} must "
                       "divide the output channels)", varying_hint="channels cannot vary.")

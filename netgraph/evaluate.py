@@ -25,10 +25,11 @@ import numpy as np
 from .layers.base import Layer
 from .layers.lowering import BATCH_AXIS
 from .shapes import Auto, Automatic, Index, Known, Real, Varying
-from .errors import InputDataError
+from .errors import InputDataError, NetGraphError
 from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
+from .initialize import check_seed
 from .compiler import lower, params_of, port_dict, require_initialized, run
 
 
@@ -67,24 +68,55 @@ def as_numeric(where: str, value: Any) -> np.ndarray:
             f"{where} is not a rectangular array ({err}).",
             hint="examples of different lengths go in a list, one array per example.",
         ) from err
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:
+        raise InputDataError(
+            f"{where} is an object array (dtype object), not a numeric array: a ragged array of "
+            "examples of different lengths?",
+            hint="pass a list of arrays, one per example: net([x1, x2, ...]).",
+        )
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputDataError(f"Input to network is not a numeric array: {where} got dtype {arr.dtype}.")
     return arr
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(where: str, arr: np.ndarray) -> None:
+    """Wider floats must fit float32 (the dtype nets compute in): no silent inf."""
+    if arr.dtype.itemsize > 4 and arr.size:
+        finite = np.abs(arr[np.isfinite(arr)])
+        if finite.size and finite.max() > FLOAT32_MAX:
+            raise InputDataError(
+                f"{where} holds {arr.dtype} values beyond the float32 range (largest "
+                f"magnitude {finite.max():.4g} > {FLOAT32_MAX:.4g}), which would become inf.",
+                hint="rescale the data; nets compute in float32.",
+            )
 
 
 def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
     element = ptype.element
     if isinstance(element, Real):
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise InputDataError(
+                f"{where} should be real numbers; found complex data ({arr.dtype}), whose "
+                "imaginary part would be lost.",
+                hint="pass x.real (or split real and imaginary parts into two ports).",
+            )
         if not np.issubdtype(arr.dtype, np.floating):
             raise InputDataError(
                 f"{where} should be real numbers; found {arr.dtype} data.",
                 hint='convert with x.astype(np.float32); integer ports are declared "Integer".',
             )
+        check_float32_range(where, arr)
         return arr.astype(np.float32, copy=False)
     if arr.dtype == bool:
         arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise InputDataError(f"{where} should be integers ({element}); found {arr.dtype} data.")
+        raise InputDataError(
+            f"{where} should be integers ({element}); found {arr.dtype} data.",
+            hint="indices (token ids, classes) are integers: convert with x.astype(np.int32).",
+        )
     if isinstance(element, Index) and isinstance(element.n, Known) and arr.size:
         n = element.n.size
         low, high = int(arr.min()), int(arr.max())
@@ -147,9 +179,9 @@ def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = fr
             specs[name] = dims + ((declared.element,) if declared and declared.element else ())
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
-            specs[name] = tuple(  # a varying axis stays as the net says (Automatic here)
+            specs[name] = tuple(  # a varying axis stays varying: only unknown sizes are fitted
                 ("Varying" if i == 0 and name in varying else s) if isinstance(d, Auto)
-                else (d.size if isinstance(d, Known) else Automatic)
+                else (d.size if isinstance(d, Known) else "Varying")
                 for i, (d, s) in enumerate(zip(ptype.dims, shape))
             ) + tuple(element)
     key = tuple(sorted(specs.items()))
@@ -159,6 +191,27 @@ def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = fr
         evaluation_cache(fitted).stats = cache.stats
         cache.fitted[key] = fitted
     return cache.fitted[key]
+
+
+def _fit_list(net: Layer, given: dict[str, list]) -> Layer:
+    """``net`` fitted to a list of examples: an unknown first axis is a varying length (as
+    if declared "Varying", so that any list the "Varying" net takes is taken the same way),
+    or, where the net cannot take a varying length there, the examples' common length."""
+    first = {n: v[0] for n, v in given.items()}
+    differ = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
+    unknown = set()
+    for name in net.input_names:
+        dims = net.inference.port((), name).dims
+        if dims is None or (dims and isinstance(dims[0], Auto)):
+            unknown.add(name)
+    if unknown - differ:
+        try:
+            fitted = fit_to_data(net, first, unknown | differ)
+            fitted.inference
+            return fitted
+        except NetGraphError:
+            pass  # e.g. a LinearLayer needs the fixed size: take the one of the data
+    return fit_to_data(net, first, differ)
 
 
 def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
@@ -275,13 +328,23 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
 
 # ------------------------------------------------------------------------ entry
 def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
-             seed: int | None = None, target_device: Any = None, progress: bool | None = None) -> Any:
+             seed: int | None = None, target_device: Any = None, progress: bool | None = None,
+             **unknown: Any) -> Any:
     """Evaluate ``net`` on one example, a batch, or a list of examples (see the module
     docstring). ``batch_size``: examples per compiled call for lists (default 32);
     ``train``: training mode (dropout on); ``seed``: its randomness; ``target_device``:
     "CPU", "GPU", (kind, n | "All") or a list of JAX devices - with several, each batch is
     sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
+    Any other keyword is an :class:`InputDataError` (never silently ignored).
     """
+    if unknown:
+        raise InputDataError(
+            f"net(...) got unknown option(s) {sorted(unknown)}; its options are batch_size, "
+            "train, seed, target_device and progress.",
+            hint="input data goes in the first argument: net({port: array, ...}).",
+        )
+    if seed is not None:
+        seed = check_seed(seed, "net(..., seed=)")
     cache = evaluation_cache(net)
     plain = batch_size is None and not train and target_device is None
     key = _signature(net, data) if plain else None
@@ -341,6 +404,8 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
     dtypes = {n: np.float32 if isinstance(types[n].element, Real) else np.int32 for n in names}
     ranges = [(n, types[n].element.n.size) for n in names
               if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
+    wide = [n for n, (_, _, dtype) in zip(shapes, key) if np.dtype(dtype).kind == "f"
+            and np.dtype(dtype).itemsize > 4]  # float64: the float32 range is a value check
     fn = _compiled(fitted, False, False)
     params = _placed_params(fitted, devices)
     extra = jax.device_put((np.zeros(rows, np.uint32), np.arange(rows, dtype=np.int32),
@@ -354,6 +419,8 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
             a = given[n]
             if a.size and (a.min() < 0 or a.max() >= high):
                 return _evaluate_arrays(net, given, False, None, devices)  # raises the message
+        for n in wide:
+            check_float32_range(f'Data provided to port "{n}"', given[n])
         inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
         outputs, _ = fn(params, inputs, {}, *extra)
@@ -441,8 +508,7 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     if count == 0:
         return []
     if needs_data_shapes(net):
-        varying = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
-        net = fit_to_data(net, {n: v[0] for n, v in given.items()}, varying)
+        net = _fit_list(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
     examples = []
     for i in range(count):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import Any
 
 
 import numpy as np
@@ -85,6 +86,7 @@ def _initialize(net: Layer, seed: int, method: str, distribution: str, redo: boo
             dims = inference.array(path, name)
             if dims is None or not all(isinstance(d, Known) for d in dims):
                 raise _unresolved(layer, inference, path, name)
+            _check_size(dims, f"array {show_path(path + (name,))} ({layer.describe()})")
             key = zlib.crc32("/".join(path + (name,)).encode())
             rng = np.random.default_rng([seed, key])
             fresh[name] = _draw(spec, tuple(d.size for d in dims), rng, method, distribution,
@@ -92,6 +94,31 @@ def _initialize(net: Layer, seed: int, method: str, distribution: str, redo: boo
         return layer.evolve(arrays=fresh) if fresh else layer
 
     return map_layers(fill, net)
+
+
+MAX_SEED = 2**63 - 1
+MAX_ELEMENTS = 2**31 - 1
+"""The most elements one array may have (JAX indexes arrays with int32)."""
+
+
+def _check_size(dims: tuple, where: str) -> None:
+    count = math.prod(d.size for d in dims)
+    if count > MAX_ELEMENTS:
+        raise SpecificationError(
+            f"NetInitialize: {where} would have {count:,} elements "
+            f"{tuple(d.size for d in dims)}; at most {MAX_ELEMENTS:,} are supported.",
+            hint="check the sizes given to the layer and its ports.",
+        )
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """``seed`` as a Python int in [0, 2**63) (NumPy integers accepted); anything else (a
+    bool, a float, a string, a larger int) is a :class:`SpecificationError`."""
+    if isinstance(seed, np.integer) and not isinstance(seed, np.bool_):
+        seed = int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SpecificationError(f"{where}: seed must be an int in [0, 2**63); found {seed!r}.")
+    return seed
 
 
 def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
@@ -104,8 +131,7 @@ def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
         raise SpecificationError(
             f"NetInitialize: unknown distribution {distribution!r}; use one of {_DISTRIBUTIONS}."
         )
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise SpecificationError(f"NetInitialize: seed must be a non-negative int; found {seed!r}.")
+    seed = check_seed(seed, "NetInitialize")
     return _initialize(net, seed, method, distribution, reinitialize,
                        _shared_arrays(net, seed, method, distribution, reinitialize))
 
@@ -127,6 +153,7 @@ def _shared_arrays(net: Layer, seed: int, method: str, distribution: str,
         dims = net.inference.array((), f"SharedArrays/{name}")
         if dims is None or not all(isinstance(d, Known) for d in dims):
             raise _unresolved(layer, net.inference, path, local)
+        _check_size(dims, f"the shared array NetArray({name!r})")
         rng = np.random.default_rng([seed, zlib.crc32(f"SharedArrays/{name}".encode())])
         values[name] = _draw(layer.array_specs()[local], tuple(d.size for d in dims), rng, method,
                              distribution, layer.initializers.get(local))
