@@ -258,7 +258,7 @@ class Layer(abc.ABC):
             # pydantic says "Input should ..." - but "Input" is a port name here; a union
             # option (an int, a tuple or Automatic) reports each form it would accept
             reasons = list(dict.fromkeys(
-                e["msg"].replace("Input should", "the value should", 1).replace("Value error, ", "", 1)
+                e["msg"].replace("Input should", "the value should", 1)
                 for e in errors if e["loc"][:1] == first["loc"][:1]))
             shown = "; or ".join(reasons[:4]) + ("; ..." if len(reasons) > 4 else "")
             raise SpecificationError(
@@ -421,6 +421,12 @@ class Layer(abc.ABC):
     def array_specs(self) -> dict[str, ArraySpec]:
         """The declared arrays this layer has (those removed with ``Name=None`` left out)."""
         return {k: v for k, v in self.arrays_declared.items() if k not in self._removed}
+
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        """The values inference gave options left ``Automatic`` (``NetExtract`` shows them):
+        ``port(name)`` is the inferred PortType of one of this layer's ports. None where a
+        value is not inferred yet."""
+        return {}
 
     def children(self) -> dict[str, "Layer"]:
         """Sub-nets addressed by name (a graph's nodes, a map's "Net")."""

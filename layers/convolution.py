@@ -23,7 +23,7 @@ from typing import Any, Literal, Union
 import jax
 import jax.numpy as jnp
 
-from ..shapes import Automatic
+from ..shapes import Automatic, Known
 from ..errors import ShapeMismatchError
 from ..shapes import rules
 
@@ -108,6 +108,11 @@ class ConvolutionLayer(Layer):
         return None if input_rank is None else input_rank - 1
 
     # ------------------------------------------------------------------ template
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        out = port("Output").dims
+        channels = (out[-1] if self.options.interleaving else out[0]) if out else None
+        return {"channels": channels.size if isinstance(channels, Known) else None}
+
     def template(self, scope: Any) -> None:
         s = scope.solver
         scope.real("Input", "Output")
