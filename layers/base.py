@@ -478,11 +478,13 @@ class Layer(abc.ABC):
 
         return plot(self, path, **options)
 
-    def summary(self) -> str:
-        """Every layer with its path, type, inferred port shapes and parameter count."""
+    def summary(self, print_fn: Any = None) -> None:
+        """Print every layer with its path, type, inferred port shapes and parameter count,
+        as Keras's ``model.summary()`` does (``print_fn``: called with the text instead of
+        ``print``); returns None. ``str(net)`` is the same text."""
         from ..summary import summary
 
-        return summary(self)
+        (print if print_fn is None else print_fn)(summary(self))
 
     # ---------------------------------------------------------------------- display
     def describe(self) -> str:
