@@ -212,7 +212,8 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape((-1,) + (1,) * d)
     if first_length is not None:
-        out_len = jnp.maximum(layer.output_size(first_length, *geometry[0]), 0)
+        out_len = layer.output_size(first_length, *geometry[0])  # an int for exact-size data
+        out_len = max(out_len, 0) if isinstance(out_len, int) else jnp.maximum(out_len, 0)
         ctx.set_length("Output", 0 if o.interleaving else 1, out_len)
     if o.interleaving:
         y = jnp.moveaxis(y, 0, -1)

@@ -23,7 +23,9 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from ..errors import InputDataError
 from ..shapes import Varying
 from ..shapes.porttype import PortType
 
@@ -32,6 +34,15 @@ from .scope import Inference, Path, show_path
 
 BATCH_AXIS = "batch"
 """The axis name netgraph gives ``jax.vmap`` over a batch of examples."""
+
+
+def _static(value: Any) -> int | None:
+    """A length known at trace time (exact-size data) as an int; None for a traced one."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer) and value.ndim == 0:
+        return int(value)
+    return None
 
 
 class LowerContext:
@@ -107,6 +118,16 @@ class LowerContext:
         """Record the true length of an output axis whose varying symbol this layer creates."""
         dim = self.port(port).dims[axis]
         if isinstance(dim, Varying):
+            given, computed = _static(self.lengths.get(dim.symbol)), _static(value)
+            if given is not None and computed is not None and given != computed:
+                inputs = [name for (path, name), t in self.inference.ports.items()
+                          if path == () and t.dims and dim in t.dims]
+                raise InputDataError(
+                    f'{show_path(self.path)} port "{port}" has length {computed} along axis {axis}, '
+                    f"but the data of input port(s) {inputs}, which must have the same length, "
+                    f"has length {given}.",
+                    hint="a mask for the output of a layer has that layer's output length.",
+                )
             self.lengths.setdefault(dim.symbol, jnp.asarray(value, jnp.int32))
 
     def key(self, seed: int | None = None) -> jax.Array:

@@ -115,8 +115,40 @@ def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+def check_params(net: Layer, params: Any, where: str) -> None:
+    """``params`` has every array of ``net`` (a nested dict as :func:`params_of` gives),
+    none of them None (uninitialised), each of the solved shape; else an error naming the
+    first array that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
+    if not isinstance(params, Mapping):
+        raise InputDataError(f"{where}: params must be a nested dict as ng.params_of(net) gives; "
+                             f"found {type(params).__name__}.")
+    expected = params_of(net)
+
+    def visit(want: Mapping[str, Any], got: Any, path: Path) -> None:
+        if not isinstance(got, Mapping):
+            raise InputDataError(f"{where}: params at {show_path(path) or 'the top'} must be a dict; "
+                                 f"found {type(got).__name__}.")
+        for name, value in want.items():
+            if name not in got:
+                raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
+                                     hint="start from ng.params_of(net) and keep its structure.")
+            if isinstance(value, Mapping):
+                visit(value, got[name], path + (name,))
+                continue
+            array = got[name]
+            if array is None:
+                raise UninitializedError(f"{where}: the array {show_path(path + (name,))} is not "
+                                         "initialised (None).", hint="call NetInitialize(net) first.")
+            if value is not None and tuple(jnp.shape(array)) != tuple(np.shape(value)):
+                raise InputDataError(f"{where}: the array {show_path(path + (name,))} has shape "
+                                     f"{tuple(jnp.shape(array))}; the net's has {tuple(np.shape(value))}.")
+
+    visit(expected, params, ())
+
+
 def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
     """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
+    check_params(net, params, "with_params")
     shared = params.get("SharedArrays", {})
 
     def put(path: Path, layer: Layer) -> Layer:
@@ -298,6 +330,7 @@ def lower(net: Layer, *, batch_axis: str | None = None) -> Callable[..., Any]:
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
         collected: dict[Path, jax.Array] | None = {} if return_state else None
+        check_params(net, params, "the lowered function")
         outputs = run(net, params, check_example(net, inputs), port_lengths(net, lengths), rng,
                       train, batch_axis=batch_axis, state=collected)[0]
         return (outputs, state_tree(collected)) if return_state else outputs

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .layers.base import Layer
+from .layers.tree import iter_layers
 from .layers.lowering import BATCH_AXIS
 from .shapes import Auto, Automatic, Index, Known, Real, Varying
 from .errors import InputDataError, NetGraphError
@@ -522,6 +523,8 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
             check_fixed_sizes(where, types[n], arr.shape)
             arrays[n] = arr
         examples.append(Example(arrays, example_lengths(types, arrays, 0, f"element #{i}: ")))
+    if produced_input_lengths(net):
+        return _evaluate_by_shape(net, examples, batch_size, train, seed, devices)
     symbols = sorted({s for axes in _varying_axes(types).values() for _, s in axes})
     batch_size = -(-batch_size // len(devices)) * len(devices)
     results: list[Any] = [None] * count
@@ -538,6 +541,41 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
             one = unpad(outputs, out_lengths, out_axes, row)
             results[i] = one[net.output_names[0]] if len(one) == 1 else one
         bar.advance(len(indices))
+    return results
+
+
+def produced_input_lengths(net: Layer) -> set[str]:
+    """Varying symbols of input ports that a layer produces (a KeyMask for the keys a
+    convolution computes): padding cannot know their padded size in advance."""
+    inference = net.inference
+    inputs = {d.symbol for n in net.input_names for d in (inference.port((), n).dims or ())
+              if isinstance(d, Varying)}
+    def symbols(path: tuple, names: Sequence[str]) -> set[str]:
+        types = [inference.ports.get((path, n)) for n in names]
+        return {d.symbol for t in types if t is not None for d in (t.dims or ()) if isinstance(d, Varying)}
+
+    produced: set[str] = set()
+    for path, layer in iter_layers(net):
+        if not layer.is_container:
+            produced |= symbols(path, layer.output_names) - symbols(path, layer.input_names)
+    return produced & inputs
+
+
+def _evaluate_by_shape(net: Layer, examples: list[Example], batch_size: int, train: bool,
+                       seed: int | None, devices: Sequence[Any]) -> list:
+    """A list evaluated in batches of examples of equal shapes, unpadded (for nets whose
+    inputs include a length a layer produces): each example at its exact sizes, checked."""
+    groups: dict[tuple, list[int]] = {}
+    for i, example in enumerate(examples):
+        groups.setdefault(tuple((n, a.shape) for n, a in example.arrays.items()), []).append(i)
+    results: list[Any] = [None] * len(examples)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            stacked = {n: np.stack([examples[i].arrays[n] for i in chunk]) for n in examples[0].arrays}
+            out = _evaluate_arrays(net, stacked, train, seed, devices)
+            for row, i in enumerate(chunk):
+                results[i] = ({k: v[row] for k, v in out.items()} if isinstance(out, dict) else out[row])
     return results
 
 
