@@ -95,8 +95,22 @@ def check_float32_range(where: str, arr: np.ndarray) -> None:
             )
 
 
-def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
+def is_mask_port(name: str, ptype: PortType) -> bool:
+    """A mask port: named ``...Mask`` (KeyMask, QueryMask, ValueMask, AttentionMask) and
+    holding 0/1 integers. Its data may also be booleans or floats (non-zero: visible, as
+    Keras reads masks), and a batch's ports may share one mask (given without the batch axis)."""
     element = ptype.element
+    return (name.endswith("Mask") and isinstance(element, Index) and isinstance(element.n, Known)
+            and element.n.size == 2)
+
+
+def check_element(where: str, ptype: PortType, arr: np.ndarray, mask: bool = False) -> np.ndarray:
+    element = ptype.element
+    if mask and np.issubdtype(arr.dtype, np.floating):
+        return (arr != 0).astype(np.int32)  # Keras: a non-zero mask entry is visible
+    if mask and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise InputDataError(f"{where} is a mask: booleans, 0/1 integers or floats (non-zero = "
+                             f"visible); found {arr.dtype} data.")
     if isinstance(element, Real):
         if np.issubdtype(arr.dtype, np.complexfloating):
             raise InputDataError(
@@ -180,9 +194,10 @@ def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = fr
             specs[name] = dims + ((declared.element,) if declared and declared.element else ())
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
-            specs[name] = tuple(  # a varying axis stays varying: only unknown sizes are fitted
+            specs[name] = tuple(  # a varying first axis stays varying (only it can be declared so;
+                # a later one stays as the net says): only unknown sizes are fitted
                 ("Varying" if i == 0 and name in varying else s) if isinstance(d, Auto)
-                else (d.size if isinstance(d, Known) else "Varying")
+                else (d.size if isinstance(d, Known) else ("Varying" if i == 0 else Automatic))
                 for i, (d, s) in enumerate(zip(ptype.dims, shape))
             ) + tuple(element)
     key = tuple(sorted(specs.items()))
@@ -401,7 +416,9 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
         if needs_data_shapes(net) else net
     types = {n: fitted.inference.port((), n) for n in names}
     is_batch = any(len(shapes[n]) == len(types[n].dims) + 1 for n in names)
-    rows = next(iter(shapes.values()))[0] if is_batch else 1
+    masks = [n for n in names if is_mask_port(n, types[n])]
+    ranks = {n: len(types[n].dims) for n in names}
+    rows = next(shapes[n][0] for n in names if len(shapes[n]) == len(types[n].dims) + 1) if is_batch else 1
     dtypes = {n: np.float32 if isinstance(types[n].element, Real) else np.int32 for n in names}
     ranges = [(n, types[n].element.n.size) for n in names
               if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
@@ -422,6 +439,10 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
                 return _evaluate_arrays(net, given, False, None, devices)  # raises the message
         for n in wide:
             check_float32_range(f'Data provided to port "{n}"', given[n])
+        for n in masks:  # floats and a mask shared by the batch, as the full path takes them
+            a = given[n]
+            a = (a != 0) if a.dtype.kind == "f" else a
+            given = {**given, n: np.broadcast_to(a, (rows, *a.shape)) if is_batch and a.ndim == ranks[n] else a}
         inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
         outputs, _ = fn(params, inputs, {}, *extra)
@@ -463,12 +484,27 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
     return one(given)
 
 
+def _share_masks(arrays: dict[str, np.ndarray], types: Mapping[str, PortType], masks: set[str]) -> dict:
+    """A mask given once (at the example's rank) for a batch whose other ports have the
+    batch axis is shared by every example (Keras broadcasts a (T, S) attention mask)."""
+    ranks = {n: len(types[n].dims) for n in arrays}
+    rows = {a.shape[0] for n, a in arrays.items() if a.ndim == ranks[n] + 1}
+    shared = [n for n in masks if arrays[n].ndim == ranks[n]]
+    if len(rows) != 1 or not shared or any(
+            arrays[n].ndim == ranks[n] for n in arrays if n not in masks):
+        return arrays
+    (count,) = rows
+    return {**arrays, **{n: np.broadcast_to(arrays[n], (count, *arrays[n].shape)) for n in shared}}
+
+
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
                      devices: Sequence[Any]) -> Any:
     if needs_data_shapes(net):
         net = fit_to_data(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
-    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
+    masks = {n for n in types if is_mask_port(n, types[n])}
+    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n], n in masks) for n in types}
+    arrays = _share_masks(arrays, types, masks)
     batched = {}
     for n, arr in arrays.items():
         rank = len(types[n].dims)
@@ -516,7 +552,7 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
         arrays = {}
         for n in types:
             where = f'Data provided to port "{n}", element #{i},'
-            arr = check_element(where, types[n], given[n][i])
+            arr = check_element(where, types[n], given[n][i], is_mask_port(n, types[n]))
             if arr.ndim != len(types[n].dims):
                 raise InputDataError(f"{where} should be a rank-{len(types[n].dims)} array {types[n]}; "
                                      f"found shape {arr.shape}.")
