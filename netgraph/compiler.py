@@ -129,6 +129,8 @@ def check_params(net: Layer, params: Any, where: str) -> None:
             raise InputDataError(f"{where}: params at {show_path(path) or 'the top'} must be a dict; "
                                  f"found {type(got).__name__}.")
         for name, value in want.items():
+            if isinstance(value, Mapping) and not jax.tree_util.tree_leaves(value):
+                continue  # a sub-net without arrays may be left out
             if name not in got:
                 raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
                                      hint="start from ng.params_of(net) and keep its structure.")
