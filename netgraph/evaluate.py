@@ -49,6 +49,7 @@ class EvaluationCache:
     padded_shapes: set = field(default_factory=set)
     initialized: bool = False
     fast: dict[tuple, Any] = field(default_factory=dict)  # input signature -> prepared call
+    produced: frozenset | None = None  # see produced_input_lengths
 
 
 def evaluation_cache(net: Layer) -> EvaluationCache:
@@ -583,6 +584,9 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
 def produced_input_lengths(net: Layer) -> set[str]:
     """Varying symbols of input ports that a layer produces (a KeyMask for the keys a
     convolution computes): padding cannot know their padded size in advance."""
+    cache = evaluation_cache(net)
+    if cache.produced is not None:
+        return set(cache.produced)
     inference = net.inference
     inputs = {d.symbol for n in net.input_names for d in (inference.port((), n).dims or ())
               if isinstance(d, Varying)}
@@ -594,7 +598,8 @@ def produced_input_lengths(net: Layer) -> set[str]:
     for path, layer in iter_layers(net):
         if not layer.is_container:
             produced |= symbols(path, layer.output_names) - symbols(path, layer.input_names)
-    return produced & inputs
+    cache.produced = frozenset(produced & inputs)
+    return set(cache.produced)
 
 
 def _evaluate_by_shape(net: Layer, examples: list[Example], batch_size: int, train: bool,
