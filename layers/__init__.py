@@ -13,6 +13,7 @@ from .normalization import BatchNormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
 from .recurrent import BasicRecurrentLayer, GatedRecurrentLayer, LongShortTermMemoryLayer
+from .recurrent_operators import NetBidirectionalOperator, NetFoldOperator, NetNestOperator
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
@@ -27,4 +28,5 @@ __all__ = [
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
     "BasicRecurrentLayer", "GatedRecurrentLayer", "LongShortTermMemoryLayer",
+    "NetBidirectionalOperator", "NetFoldOperator", "NetNestOperator",
 ]
