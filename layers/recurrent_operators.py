@@ -42,9 +42,8 @@ The sub-nets are "Net" (fold, nest) or "ForwardNet" and "BackwardNet" (NetExtrac
 params, summaries). Fold and nest lower their sub-net through the same ``lower_layer``
 registry (a NetGraph step through the graph walker) inside one ``lax.scan``: compile time does
 not grow with the sequence length or with n. Inside the scan each step gets its own PRNG key
-(the call's key folded with the step); batch statistics (BatchNormalizationLayer in training)
-are reported at the last true step, and requested inner outputs (activity regularizers) are
-stacked over the steps.
+(the call's key folded with the step), and new layer state (BatchNormalizationLayer's moving
+statistics in training) is reported as of the last true step.
 """
 from __future__ import annotations
 
@@ -87,30 +86,23 @@ class _Operator(Layer):
 # ------------------------------------------------------------------ scan-step contexts
 def _step_context(ctx: LowerContext, name: str, step: jax.Array) -> LowerContext:
     """The context of sub-net ``name`` lowered inside a scan body: its own lengths (symbols
-    an inner layer makes stay inside the step), a PRNG key per step, and fresh collectors
-    for layer state and requested inner outputs (returned through the scan)."""
+    an inner layer makes stay inside the step), a PRNG key per step, and a fresh collector
+    of layer state (returned through the scan). Inner outputs are never tapped inside an
+    operator (NetTrain's activity regularizers take graph nodes only)."""
     inner = ctx.child(name)
     inner.lengths = dict(ctx.lengths)
     if inner.rng is not None:
         inner.rng = jax.random.fold_in(inner.rng, step)
     inner.state = None if ctx.state is None else {}
-    inner.taps = None if ctx.taps is None else {
-        path: None for path in ctx.taps if path[:len(inner.path)] == inner.path}
+    inner.taps = None
     return inner
 
 
-def _collected(inner: LowerContext) -> dict:
-    return {"state": dict(inner.state or {}),
-            "taps": {k: v for k, v in (inner.taps or {}).items() if v is not None}}
-
-
-def _report(ctx: LowerContext, stacked: dict, last: Any) -> None:
-    """Hand what the steps collected (stacked over steps) to the caller's context: layer
-    state as of step ``last``, inner outputs of every step."""
+def _report_state(ctx: LowerContext, stacked: dict, last: Any) -> None:
+    """Hand the layer state the steps collected (stacked over steps) to the caller's
+    context, as of step ``last``."""
     if ctx.state is not None:
-        ctx.state.update({path: value[last] for path, value in stacked["state"].items()})
-    if ctx.taps is not None:
-        ctx.taps.update(stacked["taps"])
+        ctx.state.update({path: value[last] for path, value in stacked.items()})
 
 
 def _zeros(ctx: LowerContext, path: tuple, port: str, why: str) -> jax.Array:
@@ -233,12 +225,12 @@ def _lower_fold(layer: NetFoldOperator, ctx: LowerContext, inputs: dict) -> dict
     def step(carry: dict, x: dict, t: jax.Array) -> tuple:
         sub = _step_context(ctx, "Net", t)
         out = lower_layer(layer.net, sub, {**x, **carry})
-        return {target: out[source] for source, target in layer.feedback}, (out, _collected(sub))
+        return {target: out[source] for source, target in layer.feedback}, (out, dict(sub.state or {}))
 
     final, (outputs, stacked) = scan_steps(step, carry, xs, length)
     steps = next(iter(xs.values())).shape[0]
     if steps:
-        _report(ctx, stacked, steps - 1 if length is None else jnp.maximum(length - 1, 0))
+        _report_state(ctx, stacked, steps - 1 if length is None else jnp.maximum(length - 1, 0))
     if layer.options.return_state:
         outputs = {**outputs, **{f"Final{t}": v for t, v in final.items()}}
     return outputs
@@ -296,10 +288,10 @@ def _lower_nest(layer: NetNestOperator, ctx: LowerContext, inputs: dict) -> dict
 
     def body(x: jax.Array, t: jax.Array) -> tuple:
         sub = _step_context(ctx, "Net", t)
-        return lower_layer(layer.net, sub, {target: x})[source], _collected(sub)
+        return lower_layer(layer.net, sub, {target: x})[source], dict(sub.state or {})
 
     final, stacked = jax.lax.scan(body, inputs["Input"], jnp.arange(layer.options.n))
-    _report(ctx, stacked, layer.options.n - 1)
+    _report_state(ctx, stacked, layer.options.n - 1)
     return {"Output": final}
 
 
