@@ -29,16 +29,18 @@ sigmoid); every matrix ``W?x`` is n x k, every ``W?s`` n x n, every bias a vecto
   memory gate ``m = tanh(Wmx.x + Wms.s + bm)``, cell ``c_t = f * c_{t-1} + i * m``, state
   ``s_t = o * tanh(c_t)``. Arrays "InputGate...", "OutputGate...", "ForgetGate...",
   "MemoryGate..." (each "InputWeights", "StateWeights", "Biases"). Biases start at zero
-  (Wolfram's default; Keras's ``unit_forget_bias`` starts the forget bias at 1).
+  (Keras's ``unit_forget_bias`` would start the forget bias at 1).
 
 The recurrence is one ``lax.scan`` over time. Steps past an example's true length (padding)
 leave the state unchanged, so "FinalState" is the state at the true last step and padding
 never changes a result. Options: ``size`` n, ``initial_state`` / ``return_state`` (the
 optional ports above: a layer has only the ports it declares, so that a chain of recurrent
 layers has no dangling state ports; Wolfram's hidden state ports, Keras's
-``initial_state=`` / ``return_state``), and ``dropout`` p: in training mode, Wolfram's
-"VariationalInput" method - one dropout mask over the input vector per sequence, the same at
-every step (Wolfram's other dropout methods, on weights and states, are not provided).
+``initial_state=`` / ``return_state``; the final states are "Final..." because one name
+cannot be both an input and an output port of a net), and ``dropout`` p: in training mode,
+Wolfram's "VariationalInput" method - one dropout mask over the input vector per sequence,
+the same at every step, as Keras's ``dropout=`` (Wolfram's other dropout methods, on
+weights and states, are not provided).
 """
 from __future__ import annotations
 
