@@ -303,8 +303,6 @@ class NetBidirectionalOperator(_Operator):
     """A net over a sequence and over its reverse, combined per element; see the module
     docstring."""
 
-    child_caption = ""
-
     class Options(LayerOptions):
         combiner: Literal["Catenate", "Total", "Mean"] = "Catenate"
 

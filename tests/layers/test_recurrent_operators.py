@@ -68,6 +68,19 @@ def test_fold_is_one_scan_whatever_the_length():
     assert size(3)[1] == 1
 
 
+def test_fold_step_is_lowered_by_the_graph_walker(monkeypatch):
+    """The step graph goes through the one lowering walker, traced once for all steps."""
+    import netgraph.compiler as compiler
+
+    seen = []
+    real = compiler.walk
+    monkeypatch.setattr(compiler, "walk", lambda ir, *args, **kw: (seen.append(ir), real(ir, *args, **kw))[1])
+    fold = ng.NetInitialize(ng.NetFoldOperator(step_net(), Input=("Varying", 2)))
+    apply, params = ng.lower(fold), ng.params_of(fold)
+    jax.make_jaxpr(lambda x: apply(params, {"Input": x}))(jnp.zeros((7, 2)))
+    assert seen == [fold.net.ir]
+
+
 def test_fold_feedback_named_and_several_outputs(rng):
     """A step net whose fed-back output is not "Output": {"NewState": "State"}; its other
     output is a sequence too."""
