@@ -256,16 +256,22 @@ def test_bidirectional_combiners(combiner, rng):
 
 
 def test_bidirectional_reverses_within_the_true_length(rng):
-    """A backward net that is the identity shows the reversal: the true elements reversed,
-    the padding left at the end (then reversed back)."""
-    probe = ng.NetBidirectionalOperator((ng.NetMapOperator(ng.ElementwiseLayer("Tanh")),
-                                         ng.NetFoldOperator(step_net(2))), "Total", Input=("Varying", 2))
-    net = ng.NetInitialize(probe)
-    seqs = [rng.standard_normal((n, 2)).astype(np.float32) for n in (2, 5)]
-    batch = net(seqs)
-    for seq, got in zip(seqs, batch):
+    """A running sum as the backward net shows the reversal: reversed within the true
+    length, summed, reversed back, it gives the suffix sums of the real elements (padding
+    stays at the end and never enters)."""
+    running_sum = ng.NetFoldOperator(ng.NetGraph({"plus": ng.ThreadingLayer("Plus")},
+                                                 [([ng.NetPort("Input"), ng.NetPort("State")], "plus")]))
+    net = ng.NetBidirectionalOperator((ng.NetMapOperator(ng.ElementwiseLayer("Tanh")), running_sum),
+                                      Input=("Varying", 2))
+    x = rng.standard_normal((3, 2)).astype(np.float32)
+    suffix = np.cumsum(x[::-1], axis=0)[::-1]
+    np.testing.assert_allclose(net(x), np.concatenate([np.tanh(x), suffix], -1), rtol=1e-5, atol=1e-6)
+    padded = np.concatenate([x, 9 * np.ones((4, 2), np.float32)])
+    out = np.asarray(ng.lower(net)({}, {"Input": padded}, lengths={"Input": 3})["Output"])
+    np.testing.assert_allclose(out[:3, 2:], suffix, rtol=1e-5, atol=1e-6)
+    seqs = [x, rng.standard_normal((6, 2)).astype(np.float32)]
+    for seq, got in zip(seqs, net(seqs)):
         np.testing.assert_allclose(got, net(seq), rtol=1e-5, atol=1e-6)
-    assert np.asarray(batch[0]).shape == (2, 2)
 
 
 def test_bidirectional_pair_and_prefixed_state_ports(rng, tmp_path):
