@@ -420,8 +420,8 @@ class NetBidirectionalOperator(_Operator):
 def reverse_within(x: jax.Array, length: Any) -> jax.Array:
     """``x`` with its first ``length`` elements (along axis 0) reversed and the padding after
     them left in place; ``length`` None reverses the whole axis."""
-    if length is None:
-        return x[::-1]
+    if length is None or (isinstance(length, int) and length >= x.shape[0]):
+        return x[::-1]  # an exact-size example: nothing to keep in place
     t = jnp.arange(x.shape[0])
     return x[jnp.where(t < length, length - 1 - t, t)]
 
