@@ -189,12 +189,23 @@ def _keywords(items: dict[str, Any]) -> list[str]:
     return ["**{" + ", ".join(f"{k!r}: {v}" for k, v in items.items()) + "}"]
 
 
+def _constructor(cls: type) -> str:
+    """The name of a layer class in ``vars(netgraph)``: ``LinearLayer``, or a module path
+    for one not exported at the top (``keras.QueryMaskLayer``)."""
+    import netgraph
+
+    if getattr(netgraph, cls.__name__, None) is cls:
+        return cls.__name__
+    module = cls.__module__.split(".", 1)[1] if cls.__module__.startswith("netgraph.") else cls.__module__
+    return f"{module}.{cls.__qualname__}"
+
+
 def input_form(net: Layer) -> str:
     """The constructor expression that rebuilds ``net``'s structure: options (those that
     differ from the defaults), declared port shapes, removed and shared arrays, initializers,
     regularizers and constraints, sub-nets and connections. Array values are not part of it
     (``ng.save`` keeps them). ``eval(text, vars(netgraph))`` rebuilds the net."""
-    name = net.type_name
+    name = _constructor(type(net))
     ports = {k: _expr(v.to_user()) for k, v in net.port_specs.items()}
     if isinstance(net, NetGraph):
         names = list(net.nodes)
@@ -212,7 +223,8 @@ def input_form(net: Layer) -> str:
     else:
         fields = type(net.options).model_fields
         values = {k: getattr(net.options, k) for k in fields}
-        args = [input_form(c) for c in net.children().values()]  # an operator's net first
+        children = [input_form(c) for c in net.children().values()]  # an operator's net(s) first
+        args = children if len(children) <= 1 else ["[" + ", ".join(children) + "]"]
         positional = list(net.positional)
         while positional and fields[positional[-1]].is_required() is False and \
                 values[positional[-1]] == fields[positional[-1]].default:
