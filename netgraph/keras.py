@@ -9,9 +9,10 @@ port                shape (per example; Keras's batch axis is the list/batch axi
 Query               Tq x D          (MHA: T1 x .. x Tp x Dq)
 Value               Tv x Dv
 Key                 Tv x D          only with ``use_key=True`` (else Value is the key)
-QueryMask           Tq              ``query_mask=True``; 1 = keep
+QueryMask           Tq              ``query_mask=True``; 1 = keep (zeroes output rows)
 ValueMask           Tv              ``value_mask=True``
-AttentionMask       Tq x Tv         MHA's ``attention_mask=True``
+KeyMask             Tv              MHA's ``key_mask=True`` (joined with ValueMask)
+AttentionMask       Tq x Tv         MHA's ``attention_mask=True`` (``"heads"``: N x Tq x Tv)
 Output              Tq x Dv         (MHA: T.. x output_shape)
 AttentionWeights    Tq x Tv         ``return_attention_scores=True`` (MHA: N x T.. x S..)
 =================== =============================================================
@@ -19,7 +20,9 @@ AttentionWeights    Tq x Tv         ``return_attention_scores=True`` (MHA: N x T
 Differences from Keras, on purpose (see ``../shared/reference/keras.md``): a query row that
 sees no key gets all-zero weights and a zero attention output (Keras gives uniform weights,
 or NaN in float16); returned weights are always taken before dropout; MHA works with
-``value_dim != key_dim``; ``use_causal_mask`` is aligned top-left as in Keras.
+``value_dim != key_dim``; ``use_causal_mask`` is aligned top-left as in Keras. Masks may be
+booleans, 0/1 integers or floats (non-zero = visible). ``positions`` > 1 maps the single-head
+layers over Keras's extra leading axes ``(B, T1, .., Tq, dim)``.
 """
 from __future__ import annotations
 
@@ -355,10 +358,12 @@ def MultiHeadAttention(
         raise SpecificationError("use_causal_mask needs exactly one attended axis.")
     if sliding_window is not None and len(attended) != 1:
         raise SpecificationError("sliding_window needs exactly one attended axis.")
-    if batch_like and (attention_mask or query_mask or value_mask or key_mask):
+    if batch_like and (query_mask or value_mask or key_mask or attention_mask == "heads"):
         raise SpecificationError(
-            "masks are supported when every position axis is attended; with attention_axes "
-            f"{attention_axes!r} the axes {[a + 1 for a in batch_like]} act as batch axes.",
+            "with attention_axes that leave position axes unattended (here the axes "
+            f"{[a + 1 for a in batch_like]} of attention_axes={attention_axes!r} act as batch "
+            "axes) the one mask is attention_mask=True, laid out as Keras's: unattended axes, "
+            "then the attended query axes, then the attended key axes.",
         )
     kernel, bias = _initializer(kernel_initializer, "kernel_initializer"), _initializer(bias_initializer, "bias_initializer")
     rules = {kind: {array: spec for array, spec in

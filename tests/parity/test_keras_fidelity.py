@@ -119,3 +119,20 @@ def test_8_mha_key_mask_and_per_head_and_shared_masks(keras_call, record_error):
         {"Query": q, "Value": v, "Key": k, "AttentionMask": shared.astype(np.float32)})
     close(record_error, "fidelity: MHA masks", ours["Output"], theirs[0])
     close(record_error, "fidelity: MHA masks", ours["AttentionWeights"], theirs[1])
+
+
+def test_8_mha_attention_mask_with_unattended_axes(keras_call, record_error):
+    """attention_axes=(1,) on (B, T1, T2, dim): T2 acts as a batch axis; the attention mask is
+    laid out as Keras's (T2, T1, S1) per example."""
+    rng = np.random.default_rng(10)
+    q, v = randn(rng, B, 3, 2, 5), randn(rng, B, 4, 2, 3)
+    layer = keras.layers.MultiHeadAttention(2, 3, attention_axes=(1,))
+    keras_call(layer, q, v, return_attention_scores=True)
+    perturb(layer, rng)
+    mask = rng.integers(0, 2, (B, 2, 3, 4)).astype(bool)
+    mask[..., 0] = True
+    out, weights = keras_call(layer, q, v, attention_mask=mask, return_attention_scores=True)
+    ours = ng.keras.from_keras(layer, use_key=False, attention_mask=True, return_attention_scores=True)(
+        {"Query": q, "Value": v, "AttentionMask": mask})
+    close(record_error, "fidelity: MHA masks", ours["Output"], out)
+    close(record_error, "fidelity: MHA masks", ours["AttentionWeights"], weights)
