@@ -9,10 +9,18 @@ Input  d1 x ... x dr      reduced levels may vary (padding is ignored)
 Output the kept dims      ``SummationLayer``: a scalar (all levels totalled)
 ====== ================== =================================================
 
-``function``: "Mean", "Total", "Max", "Min" or "Times". ``levels``: an int, a tuple of
+``function``: "Mean", "Total", "Max", "Min", "Times", "Median", "Variance",
+"StandardDeviation" or "MeanDeviation" (Wolfram's functions). ``levels``: an int, a tuple of
 ints, ``All``, or a slice; the default ``slice(1, None)`` keeps the first dimension (as
-Wolfram's ``2;;All``). An empty selection along a varying level gives 0 (1 for "Times",
-the empty product).
+Wolfram's ``2;;All``). Over a varying level only the example's real positions count.
+
+* "Median": the middle element, or the mean of the two middle ones for an even count;
+* "Variance": Wolfram's (and NumPy's ``ddof=1``) *unbiased* estimate,
+  ``sum((x - mean)^2) / (n - 1)``; "StandardDeviation" its square root;
+* "MeanDeviation": ``mean(|x - mean|)``.
+
+An empty selection along a varying level gives 0 (1 for "Times", the empty product); the
+variance and standard deviation of a single element are 0.
 """
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ class Span(pydantic.BaseModel):
 
 
 Levels = Union[int, tuple[int, ...], AllT, Span]
-Function = Literal["Mean", "Total", "Max", "Min", "Times"]
+Function = Literal["Mean", "Total", "Max", "Min", "Times", "Median", "Variance",
+                   "StandardDeviation", "MeanDeviation"]
 _FILL = {"Total": 0.0, "Mean": 0.0, "Times": 1.0}
 
 
@@ -104,11 +113,47 @@ class SummationLayer(AggregationLayer):
         return self.type_name
 
 
+def _flattened(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` with ``axes`` moved to the end and merged into one."""
+    moved = jnp.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+    return moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
+
+
+def _median(x: Any, axes: tuple[int, ...], mask: Any, count: Any) -> Any:
+    """The median over the real positions: padding sorts last (as +inf)."""
+    top = jnp.asarray(jnp.inf, x.dtype)
+    ordered = jnp.sort(_flattened(jnp.where(mask, x, top), axes), axis=-1)
+    n = count[..., None]
+    low = jnp.take_along_axis(ordered, jnp.maximum((n - 1) // 2, 0), axis=-1)[..., 0]
+    high = jnp.take_along_axis(ordered, jnp.minimum(n // 2, jnp.maximum(n - 1, 0)), axis=-1)[..., 0]
+    return jnp.where(count > 0, (low + high) / 2, jnp.zeros((), x.dtype))
+
+
+def _spread(function: str, x: Any, axes: tuple[int, ...], mask: Any, count: Any) -> Any:
+    """Variance, StandardDeviation or MeanDeviation over the real positions."""
+    zero = jnp.zeros((), x.dtype)
+    n = count.astype(x.dtype)
+    mean = jnp.sum(jnp.where(mask, x, zero), axis=axes, keepdims=True) / jnp.maximum(
+        jnp.expand_dims(n, axes), 1)
+    deviation = jnp.where(mask, x - mean, zero)
+    if function == "MeanDeviation":
+        return jnp.sum(jnp.abs(deviation), axis=axes) / jnp.maximum(n, 1)
+    variance = jnp.sum(deviation * deviation, axis=axes) / jnp.maximum(n - 1, 1)
+    if function == "Variance":
+        return variance
+    positive = variance > 0  # sqrt's gradient at 0 is infinite: keep it out of the graph
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, variance, jnp.ones((), x.dtype))), zero)
+
+
 def aggregate(function: str, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
     """Reduce ``x`` over ``axes`` ignoring positions where ``mask`` is False."""
     if mask is None:
         mask = jnp.ones(x.shape, bool)
     count = jnp.sum(mask, axis=axes)
+    if function == "Median":
+        return _median(x, axes, mask, count)
+    if function in ("Variance", "StandardDeviation", "MeanDeviation"):
+        return _spread(function, x, axes, mask, count)
     if function in _FILL:
         filled = jnp.where(mask, x, jnp.asarray(_FILL[function], x.dtype))
         if function == "Times":
