@@ -15,6 +15,9 @@ from .options import All, Inherited
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
+from .sequence import SequenceIndicesLayer, SequenceMostLayer, SequenceRestLayer, SequenceReverseLayer
+from .parts import (AppendLayer, OrderingLayer, PaddingLayer, PartLayer, PrependLayer,
+                    UnitVectorLayer)
 from .softmax import SoftmaxLayer
 from .threading import ThreadingLayer, TotalLayer
 
@@ -25,4 +28,7 @@ __all__ = [
     "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
+    # parts
+    "SequenceIndicesLayer", "SequenceMostLayer", "SequenceRestLayer", "SequenceReverseLayer",
+    "AppendLayer", "OrderingLayer", "PaddingLayer", "PartLayer", "PrependLayer", "UnitVectorLayer",
 ]
