@@ -26,6 +26,7 @@ The names are Wolfram's (see :data:`ELEMENTWISE_FUNCTIONS`), with Wolfram's form
 """
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Callable, Union
 
@@ -109,9 +110,10 @@ def _check_function(value: object) -> object:
     if callable(value):
         return value
     if value not in ELEMENTWISE_FUNCTIONS:
+        close = difflib.get_close_matches(str(value), ELEMENTWISE_FUNCTIONS, n=1)
         raise ValueError(
-            f"unknown function {value!r}; expected a callable or one of: "
-            + ", ".join(ELEMENTWISE_FUNCTIONS)
+            f"unknown function {value!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            + "; expected a callable or one of: " + ", ".join(ELEMENTWISE_FUNCTIONS)
         )
     return value
 

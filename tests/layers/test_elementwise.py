@@ -209,7 +209,7 @@ def test_unknown_function_lists_allowed_names():
     with pytest.raises(ng.SpecificationError) as info:
         ng.ElementwiseLayer("Tanhh")
     message = str(info.value)
-    assert "Tanhh" in message
+    assert "Tanhh" in message and "did you mean 'Tanh'?" in message
     for name in ELEMENTWISE_FUNCTIONS:
         assert name in message
 
