@@ -10,14 +10,16 @@ Output the kept dims      ``SummationLayer``: a scalar (all levels totalled)
 ====== ================== =================================================
 
 ``function``: "Mean", "Total", "Max", "Min", "Times", "Median", "Variance",
-"StandardDeviation" or "MeanDeviation" (Wolfram's functions). ``levels``: an int, a tuple of
+"StandardDeviation", "MeanDeviation" or "InterquartileRange" (Wolfram's functions). ``levels``: an int, a tuple of
 ints, ``All``, or a slice; the default ``slice(1, None)`` keeps the first dimension (as
 Wolfram's ``2;;All``). Over a varying level only the example's real positions count.
 
 * "Median": the middle element, or the mean of the two middle ones for an even count;
 * "Variance": Wolfram's (and NumPy's ``ddof=1``) *unbiased* estimate,
   ``sum((x - mean)^2) / (n - 1)``; "StandardDeviation" its square root;
-* "MeanDeviation": ``mean(|x - mean|)``.
+* "MeanDeviation": ``mean(|x - mean|)``;
+* "InterquartileRange": Q(3/4) - Q(1/4) with Wolfram's default quantile (linear
+  interpolation at the 0-based position ``n q - 1/2``, clamped; NumPy's ``method="hazen"``).
 
 An empty selection along a varying level gives 0 (1 for "Times", the empty product); the
 variance and standard deviation of a single element are 0.
@@ -46,7 +48,7 @@ class Span(pydantic.BaseModel):
 
 Levels = Union[int, tuple[int, ...], AllT, Span]
 Function = Literal["Mean", "Total", "Max", "Min", "Times", "Median", "Variance",
-                   "StandardDeviation", "MeanDeviation"]
+                   "StandardDeviation", "MeanDeviation", "InterquartileRange"]
 _FILL = {"Total": 0.0, "Mean": 0.0, "Times": 1.0}
 
 
@@ -119,14 +121,27 @@ def _flattened(x: Any, axes: tuple[int, ...]) -> Any:
     return moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
 
 
-def _median(x: Any, axes: tuple[int, ...], mask: Any, count: Any) -> Any:
-    """The median over the real positions: padding sorts last (as +inf)."""
+def _quantile(ordered: Any, count: Any, q: float) -> Any:
+    """Wolfram's default quantile (parameters {{1/2, 0}, {0, 1}}: linear interpolation at the
+    0-based position ``count * q - 1/2``, clamped to the ends; NumPy's "hazen") of the first
+    ``count`` elements of each sorted row of ``ordered``."""
+    n = count[..., None]
+    position = jnp.clip(n.astype(ordered.dtype) * q - 0.5, 0, jnp.maximum(n - 1, 0).astype(ordered.dtype))
+    low = jnp.floor(position)
+    below = jnp.take_along_axis(ordered, low.astype(jnp.int32), axis=-1)
+    above = jnp.take_along_axis(ordered, jnp.ceil(position).astype(jnp.int32), axis=-1)
+    return (below + (above - below) * (position - low))[..., 0]
+
+
+def _order_statistic(function: str, x: Any, axes: tuple[int, ...], mask: Any, count: Any) -> Any:
+    """Median or InterquartileRange over the real positions: padding sorts last (as +inf)."""
     top = jnp.asarray(jnp.inf, x.dtype)
     ordered = jnp.sort(_flattened(jnp.where(mask, x, top), axes), axis=-1)
-    n = count[..., None]
-    low = jnp.take_along_axis(ordered, jnp.maximum((n - 1) // 2, 0), axis=-1)[..., 0]
-    high = jnp.take_along_axis(ordered, jnp.minimum(n // 2, jnp.maximum(n - 1, 0)), axis=-1)[..., 0]
-    return jnp.where(count > 0, (low + high) / 2, jnp.zeros((), x.dtype))
+    if function == "Median":
+        result = _quantile(ordered, count, 0.5)
+    else:
+        result = _quantile(ordered, count, 0.75) - _quantile(ordered, count, 0.25)
+    return jnp.where(count > 0, result, jnp.zeros((), x.dtype))
 
 
 def _spread(function: str, x: Any, axes: tuple[int, ...], mask: Any, count: Any) -> Any:
@@ -150,8 +165,8 @@ def aggregate(function: str, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
     if mask is None:
         mask = jnp.ones(x.shape, bool)
     count = jnp.sum(mask, axis=axes)
-    if function == "Median":
-        return _median(x, axes, mask, count)
+    if function in ("Median", "InterquartileRange"):
+        return _order_statistic(function, x, axes, mask, count)
     if function in ("Variance", "StandardDeviation", "MeanDeviation"):
         return _spread(function, x, axes, mask, count)
     if function in _FILL:

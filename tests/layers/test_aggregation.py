@@ -38,8 +38,14 @@ def _unbiased(v, root=False):
     return np.sqrt(var) if root else var
 
 
+def _iqr(v):
+    """Wolfram's InterquartileRange: quantile parameters {{1/2, 0}, {0, 1}} (NumPy's hazen)."""
+    return np.quantile(v, 0.75, method="hazen") - np.quantile(v, 0.25, method="hazen")
+
+
 SPREADS = {"Median": np.median, "Variance": _unbiased,
-           "StandardDeviation": lambda v: _unbiased(v, root=True), "MeanDeviation": _mean_deviation}
+           "StandardDeviation": lambda v: _unbiased(v, root=True), "MeanDeviation": _mean_deviation,
+           "InterquartileRange": _iqr}
 FUNCTIONS = ["Mean", "Total", "Max", "Min", "Times"]
 LEVELS = [1, -1, (2, 0), ng.All, slice(1, None), slice(None, -1)]
 
@@ -132,7 +138,7 @@ def test_level_out_of_range(levels):
 
 def test_unknown_function():
     with pytest.raises(ng.SpecificationError, match="Median"):
-        ng.AggregationLayer("InterquartileRange")
+        ng.AggregationLayer("Quantile")
 
 
 def test_slice_with_step():
@@ -175,15 +181,20 @@ def test_spreads_check_layer(function, rng):
                 lambda i, a: _reduce(function, i["Input"], (0, 2)))
 
 
-@pytest.mark.parametrize("length", [1, 2, 3, 4, 5])
-def test_median_odd_and_even_counts_and_padding(length, rng):
-    """Over a varying level: only the real positions count (padding would change a median);
+@pytest.mark.parametrize("function", ["Median", "InterquartileRange"])
+def test_order_statistics_odd_and_even_counts_and_padding(function, rng):
+    """Over a varying level: only the real positions count (padding would change them);
     an even count averages the two middle elements, as Wolfram's Median."""
-    layer = ng.AggregationLayer("Median", 0, Input=("Varying", 2))
-    x = rng.standard_normal((length, 2)).astype(np.float32)
-    np.testing.assert_allclose(layer(x), np.median(x, axis=0), atol=1e-6)
-    padded = [x, rng.standard_normal((7, 2)).astype(np.float32)]
-    np.testing.assert_allclose(layer(padded)[0], np.median(x, axis=0), atol=1e-6)
+    layer = ng.AggregationLayer(function, 0, Input=("Varying", 2))
+    examples = [rng.standard_normal((n, 2)).astype(np.float32) for n in (1, 2, 3, 4, 5, 8)]
+    for x, out in zip(examples, layer(examples)):
+        np.testing.assert_allclose(out, np.apply_along_axis(SPREADS[function], 0, x), atol=1e-6)
+
+
+def test_interquartile_range_is_wolframs():
+    """InterquartileRange[{1, 2, 3, 4}] is 2 in Wolfram (hazen quantiles 1.5 and 3.5)."""
+    x = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    assert float(ng.AggregationLayer("InterquartileRange", 0, Input=4)(x)) == pytest.approx(2.0)
 
 
 def test_variance_is_unbiased():
