@@ -77,7 +77,14 @@ def shifted(scope: Any, source: int, result: int, port: str, delta: int, minimum
                 f"{minimum}; found {n}.")
         return n + delta
 
-    length_rule(scope, source, result, port, forward, lambda m: m - delta)
+    def backward(m: int) -> int:
+        if m - delta < minimum:
+            raise ShapeMismatchError(
+                f"{scope.where(port)}: a size of {m} would need an input of size {m - delta}; "
+                f"{what or 'the input'} needs a size of at least {minimum}.")
+        return m - delta
+
+    length_rule(scope, source, result, port, forward, backward)
 
 
 def _gather(x: jax.Array, axis: int, source: jax.Array, valid: jax.Array | None) -> jax.Array:

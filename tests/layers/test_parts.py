@@ -203,6 +203,11 @@ def test_padding_bad_options(sizes, padding):
         ng.PaddingLayer(sizes, padding=padding)
 
 
+def test_padding_output_smaller_than_the_padding():
+    with pytest.raises(ng.ShapeMismatchError, match="input of size -1"):
+        ng.PaddingLayer(((1, 2),), Output=2).input_ports
+
+
 def test_padding_rank_too_small():
     with pytest.raises(ng.ShapeMismatchError, match="rank >= 2"):
         ng.PaddingLayer(((1, 1), (1, 1)), Input=3).output_ports
