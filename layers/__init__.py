@@ -12,6 +12,8 @@ from .linear import LinearLayer
 from .normalization import BatchNormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
+from .recurrent import BasicRecurrentLayer, GatedRecurrentLayer, LongShortTermMemoryLayer
+from .recurrent_operators import NetBidirectionalOperator, NetFoldOperator, NetNestOperator
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
@@ -31,4 +33,6 @@ __all__ = [
     # parts
     "SequenceIndicesLayer", "SequenceMostLayer", "SequenceRestLayer", "SequenceReverseLayer",
     "AppendLayer", "OrderingLayer", "PaddingLayer", "PartLayer", "PrependLayer", "UnitVectorLayer",
+    "BasicRecurrentLayer", "GatedRecurrentLayer", "LongShortTermMemoryLayer",
+    "NetBidirectionalOperator", "NetFoldOperator", "NetNestOperator",
 ]

@@ -353,6 +353,25 @@ CASES: dict[str, tuple[type, Case]] = {
     "UnitVectorLayer": (ng.UnitVectorLayer, Case(lambda: ng.UnitVectorLayer(Input=("Varying", R("Integer", 4))))),
     "OrderingLayer": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(-2, Input="Varying"))),
     "OrderingLayer/all": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(Input=3))),
+    # --- branch recurrent: recurrent layers and operators
+    "BasicRecurrentLayer": (ng.BasicRecurrentLayer, Case(
+        lambda: ng.BasicRecurrentLayer(3, Input=("Varying", 2)))),
+    "GatedRecurrentLayer/states-dropout": (ng.GatedRecurrentLayer, Case(
+        lambda: ng.GatedRecurrentLayer(3, initial_state=True, return_state=True, dropout=0.2,
+                                       Input=("Varying", 2)))),
+    "LongShortTermMemoryLayer/final-states": (ng.LongShortTermMemoryLayer, Case(
+        lambda: ng.LongShortTermMemoryLayer(2, return_state=True, Input=(4, 3)))),
+    "NetFoldOperator/feedback": (ng.NetFoldOperator, Case(
+        lambda: ng.NetFoldOperator(
+            ng.NetGraph({"lin": ng.LinearLayer(2), "plus": ng.ThreadingLayer("Plus")},
+                        [(ng.NetPort("Input"), "lin"), (["lin", ng.NetPort("State")], "plus"),
+                         ("plus", ng.NetPort("Next"))]),
+            {"Next": "State"}, initial_state=True, return_state=True, Input=("Varying", 3)))),
+    "NetNestOperator": (ng.NetNestOperator, Case(
+        lambda: ng.NetNestOperator(ng.NetChain([ng.LinearLayer(3), "Tanh"]), 3, Input=3))),
+    "NetBidirectionalOperator/pair-mean": (ng.NetBidirectionalOperator, Case(
+        lambda: ng.NetBidirectionalOperator([ng.LongShortTermMemoryLayer(2, return_state=True),
+                                             ng.GatedRecurrentLayer(2)], "Mean", Input=("Varying", 3)))),
 }
 
 
