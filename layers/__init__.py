@@ -9,7 +9,7 @@ from .dropout import DropoutLayer
 from .elementwise import ElementwiseLayer
 from .embedding import EmbeddingLayer
 from .linear import LinearLayer
-from .normalization import BatchNormalizationLayer
+from .normalization import BatchNormalizationLayer, NormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
@@ -22,7 +22,7 @@ __all__ = [
     "AggregationLayer", "All", "AttentionLayer", "BatchNormalizationLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
     "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
     "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
-    "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
+    "NetMapOperator", "NormalizationLayer", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
 ]
