@@ -12,6 +12,7 @@ from .linear import LinearLayer
 from .normalization import BatchNormalizationLayer, NormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
+from .pooling import PoolingLayer
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
@@ -22,7 +23,7 @@ __all__ = [
     "AggregationLayer", "All", "AttentionLayer", "BatchNormalizationLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
     "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
     "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
-    "NetMapOperator", "NormalizationLayer", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
+    "NetMapOperator", "NormalizationLayer", "PoolingLayer", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
 ]

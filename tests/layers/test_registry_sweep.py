@@ -140,6 +140,14 @@ TABLE: dict[str, Case] = {
     "NetChain": Case(
         lambda: ng.NetChain([ng.LinearLayer(3), "Tanh"]), lambda r: {"Input": _f(r, 4)},
         lambda i, a: np.tanh(a["0", "Weights"] @ i["Input"] + a["0", "Biases"])),
+    # branch normpool
+    "NormalizationLayer": Case(
+        lambda: ng.NormalizationLayer(), lambda r: {"Input": _f(r, 2, 3)},
+        lambda i, a: ((i["Input"] - i["Input"].mean(-1, keepdims=True))
+                      / np.sqrt(i["Input"].var(-1, keepdims=True) + 1e-3) * a["Scaling"] + a["Biases"])),
+    "PoolingLayer": Case(
+        lambda: ng.PoolingLayer(2, 2, function="Mean"), lambda r: {"Input": _f(r, 2, 4)},
+        lambda i, a: i["Input"].reshape(2, 2, 2).mean(-1)),
 }
 
 
