@@ -75,18 +75,16 @@ class NetArray:
 class ArraySpec:
     """A learnable array: how to initialise it and whether ``Name=None`` may remove it.
 
-    ``init``: "weights" (Kaiming/Xavier: fan-in the product of all dimensions but the first),
-    "zeros", "ones", or "normal" (standard normal, as embeddings). ``trainable`` False marks
+    ``init``: "weights" (NetInitialize's method: Kaiming, Xavier, ...; fan-in the product of
+    all dimensions but the first), "zeros", "ones", "normal" (standard normal, as
+    embeddings), or an initializer spec of :mod:`netgraph.initialize`. ``trainable`` False marks
     layer state (moving statistics): an ordinary array of the net that gets no gradient and
     is updated by the training step from the values the lowering reports.
     """
 
-    init: str = "weights"
+    init: Any = "weights"
     optional: bool = False
     trainable: bool = True
-
-
-INITIALIZERS = ("Zeros", "Ones", "Normal")
 
 
 class LayerOptions(pydantic.BaseModel):
@@ -332,24 +330,22 @@ class Layer(abc.ABC):
         if children:
             raise SpecificationError(f"{self.type_name} has no sub-nets; found {sorted(children)}.")
 
-    def with_initializers(self, initializers: Mapping[str, str | tuple[str, str]]) -> "Layer":
-        """A copy whose arrays are initialised by the given methods: "Zeros", "Ones", or a
-        (method, distribution) pair such as ("Xavier", "Uniform"), instead of the defaults."""
+    def with_initializers(self, initializers: Mapping[str, Any]) -> "Layer":
+        """A copy whose arrays are initialised by the given specs instead of the defaults:
+        "Zeros", "Ones", ("Xavier", "Uniform"), ("TruncatedNormal", 0.0, 0.02), ... or a
+        Keras initializer name or object (see :mod:`netgraph.initialize`); kept as
+        netgraph's own spec, saved with the net."""
+        from ..initialize import initializer_spec
+
         specs = self.array_specs()
+        parsed = {}
         for name, init in initializers.items():
             if name not in specs:
-                raise SpecificationError(f'{self.type_name} has no array "{name}" to initialise.')
-            if init not in INITIALIZERS and not (
-                isinstance(init, tuple) and len(init) == 2
-                and init[0] in ("Kaiming", "Xavier") and init[1] in ("Normal", "Uniform")
-            ):
-                raise SpecificationError(
-                    f'{self.type_name}: unknown initializer {init!r} for array "{name}".',
-                    hint='use "Zeros", "Ones", "Normal" or (method, distribution) with method '
-                    '"Kaiming"/"Xavier" and distribution "Normal"/"Uniform".',
-                )
+                raise SpecificationError(f'{self.type_name} has no array "{name}" to initialise.',
+                                         hint=f"its arrays are {list(specs) or 'none'}.")
+            parsed[name] = initializer_spec(init, f'{self.type_name} array "{name}"')
         new = self.evolve()
-        new._set(initializers={**self.initializers, **initializers})
+        new._set(initializers={**self.initializers, **parsed})
         return new
 
     def with_regularizers(self, regularizers: Mapping[str, Any]) -> "Layer":

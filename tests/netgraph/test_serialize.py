@@ -337,6 +337,16 @@ CASES: dict[str, tuple[type, Case]] = {
         lambda: _keras_mha(num_heads=2, key_dim=2, value_dim=3, positions=2, attention_axes=2,
                            use_bias=False, output_shape=(2, 2), return_attention_scores=True,
                            kernel_initializer="he_normal"))),
+    # branch normpool
+    "NormalizationLayer": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer(slice(1, None), "Complement", epsilon=0.01, Input=(2, 3, 4)))),
+    "NormalizationLayer/rms-no-biases": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer((0, 1), 1, method="RMS", Biases=None, Input=("Varying", 3)))),
+    "PoolingLayer": (ng.PoolingLayer, Case(
+        lambda: ng.PoolingLayer((2, 2), (1, 2), padding="Same", function="Mean", interleaving=True,
+                                Input=("Varying", 4, 2)))),
+    "NetArrayLayer/initializer": (ng.NetArrayLayer, Case(
+        lambda: ng.NetArrayLayer(initializer=("TruncatedNormal", 0.0, 0.02), Output=3))),
 }
 
 
