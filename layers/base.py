@@ -20,6 +20,7 @@ import abc
 import inspect
 import os
 import sys
+import typing
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
@@ -105,6 +106,44 @@ def _signature(cls: type) -> inspect.Signature:
                              __validate_parameters__=False)
 
 
+def _option_line(name: str, field: Any, positional: tuple[str, ...]) -> str:
+    spelled = name if field.is_required() else f"{name}={field.default!r}"
+    notes = []
+    if typing.get_origin(field.annotation) is typing.Literal:
+        notes.append(" | ".join(repr(a) for a in typing.get_args(field.annotation)))
+    if field.is_required():
+        notes.append("required")
+    if name in positional:
+        notes.append(f"positional {positional.index(name) + 1}")
+    return f"    {spelled}" + (f"  ({'; '.join(notes)})" if notes else "")
+
+
+def _array_line(name: str, spec: ArraySpec) -> str:
+    start = {"weights": "drawn by NetInitialize's method", "zeros": "starts at 0",
+             "ones": "starts at 1", "normal": "drawn from a standard normal"}
+    notes = [start.get(spec.init, f"initialised by {spec.init!r}")]
+    if spec.optional:
+        notes.append(f"{name}=None removes it")
+    if not spec.trainable:
+        notes.append("layer state, not trained")
+    return f"    {name}: {'; '.join(notes)}"
+
+
+def class_docstring(cls: type) -> str:
+    """A layer class's help text: its own docstring, its options (defaults, choices, which
+    are positional), its arrays, and its module's docstring (the port/shape table)."""
+    parts = [inspect.cleandoc(cls.__dict__.get("__doc__") or "")]
+    fields = cls.Options.model_fields
+    if fields:
+        parts.append("Options:\n" + "\n".join(_option_line(n, f, cls.positional) for n, f in fields.items()))
+    if cls.arrays_declared:
+        parts.append("Arrays:\n" + "\n".join(_array_line(n, a) for n, a in cls.arrays_declared.items()))
+    module = inspect.cleandoc(getattr(sys.modules.get(cls.__module__), "__doc__", None) or "")
+    if module:
+        parts.append(f"From {cls.__module__}:\n\n{module}")
+    return "\n\n".join(p for p in parts if p)
+
+
 class Layer(abc.ABC):
     """Base class of all layers and nets. See the module docstring."""
 
@@ -156,6 +195,7 @@ class Layer(abc.ABC):
             name for klass in cls.__mro__ for name, kind in vars(klass).get("__annotations__", {}).items()
             if "ClassVar" not in str(kind).split("[")[0])
         cls.__signature__ = _signature(cls) if cls.__init__ is Layer.__init__ else None
+        cls.__doc__ = class_docstring(cls)
 
     def _set(self, **fields: Any) -> None:
         """Set declared fields (annotations of the class and its bases). Layers are

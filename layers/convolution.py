@@ -97,7 +97,7 @@ def spatial_size_rules(scope: Any, sizes_in: tuple[int, ...], sizes_out: tuple[i
 
 
 class ConvolutionLayer(Layer):
-    """A learned convolution; see the module docstring for shapes and padding."""
+    """A learned convolution over 1 or 2 spatial dimensions (shapes and padding below)."""
 
     class Options(LayerOptions):
         channels: SizeOrAuto = Automatic

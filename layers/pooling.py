@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import ShapeMismatchError
 
@@ -121,8 +122,9 @@ def _lower_pooling(layer: PoolingLayer, ctx: Any, inputs: dict) -> dict:
     for axis, (kernel, stride, _, _) in zip(axes, geometry):
         window[axis], strides[axis] = kernel, stride
 
-    def pool(values: jax.Array, init: Any, op: Any) -> jax.Array:
-        return jax.lax.reduce_window(values, jnp.asarray(init, values.dtype), op, window, strides, padding)
+    def pool(values: jax.Array, init: float, op: Any) -> jax.Array:
+        # a concrete NumPy init value: JAX then knows the monoid (sum, max) and differentiates it
+        return jax.lax.reduce_window(values, np.asarray(init, values.dtype), op, window, strides, padding)
 
     count = pool(mask.astype(jnp.int32), 0, jax.lax.add)
     zero = jnp.zeros((), x.dtype)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 
+import jax
+import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import pytest
 
@@ -88,6 +91,21 @@ def test_a_list_of_sequences_equals_each_alone(rng):
     seqs = [rng.standard_normal((n, 2)).astype(np.float32) for n in (5, 1, 8)]
     for out, seq in zip(net(seqs), seqs):
         np.testing.assert_allclose(out, pool_reference(seq, 3, 2, "Same", "Mean", True), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("function", ["Max", "Mean", "Total"])
+def test_gradients_flow_to_real_positions_only(rng, function):
+    net = ng.PoolingLayer(3, 2, padding="Same", function=function, interleaving=True, Input=("Varying", 2))
+    apply = ng.lower(net)
+    x = jnp.asarray(rng.standard_normal((7, 2)), jnp.float32)
+
+    def total(x):
+        return jnp.sum(apply({}, {"Input": x}, lengths={"Input": jnp.int32(5)})["Output"][:3])
+
+    grad = jax.jit(jax.grad(total))(x)
+    np.testing.assert_array_equal(grad[5:], 0)  # padding gets no gradient
+    jax.test_util.check_grads(lambda v: total(jnp.concatenate([v, x[5:]])), (x[:5],), order=1,
+                              modes=["rev"], eps=1e-2, atol=2e-2, rtol=2e-2)
 
 
 def test_pooling_errors():
