@@ -58,10 +58,10 @@ from .errors import AmbiguousShapeError, SpecificationError
 _METHODS = ("Kaiming", "Xavier", "Random", "Orthogonal", "Identity")
 _DISTRIBUTIONS = ("Normal", "Uniform")
 _MODES = ("fan_in", "fan_out", "fan_avg")
-_VS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
+_VS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 _TRUNCATED_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 
-# Keras's initializers as netgraph specs: (spec builder from the Keras config, its names)
+# Keras's initializers by name: the netgraph spec of each, from its Keras config
 _VARIANCE_SCALING = {
     "glorot_uniform": (1.0, "fan_avg", "uniform"), "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
     "he_uniform": (2.0, "fan_in", "uniform"), "he_normal": (2.0, "fan_in", "truncated_normal"),
@@ -104,7 +104,11 @@ def _from_keras_config(name: str, config: dict, spec: Any, where: str) -> Any:
         raise SpecificationError(
             f"{where}: {name}(input_axes=..., output_axes=...) is not supported; netgraph "
             "takes the fans from its own array layout.", hint="leave input_axes and output_axes unset.")
-    return _KERAS[key](config)
+    try:
+        converted = _KERAS[key](config)
+    except (TypeError, ValueError) as err:
+        raise _bad(spec, where, f" (its config {config!r} does not convert)") from err
+    return initializer_spec(converted, where)
 
 
 def initializer_spec(spec: Any, where: str = "initializer") -> Any:

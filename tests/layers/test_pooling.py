@@ -93,6 +93,15 @@ def test_a_list_of_sequences_equals_each_alone(rng):
         np.testing.assert_allclose(out, pool_reference(seq, 3, 2, "Same", "Mean", True), rtol=1e-6, atol=1e-6)
 
 
+def test_channels_first_over_a_varying_axis_made_by_a_transpose(rng):
+    net = ng.NetChain([ng.TransposeLayer((1, 0)), ng.PoolingLayer(3, 2, padding="Same", function="Mean")],
+                      Input=("Varying", 3))
+    assert net.output_ports == {"Output": (3, "Varying")}
+    seqs = [rng.standard_normal((n, 3)).astype(np.float32) for n in (6, 1, 3)]
+    for out, seq in zip(net(seqs), seqs):
+        np.testing.assert_allclose(out, pool_reference(seq.T, 3, 2, "Same", "Mean"), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("function", ["Max", "Mean", "Total"])
 def test_gradients_flow_to_real_positions_only(rng, function):
     net = ng.PoolingLayer(3, 2, padding="Same", function=function, interleaving=True, Input=("Varying", 2))

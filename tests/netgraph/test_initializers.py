@@ -203,3 +203,12 @@ def test_keras_builders_take_keras_initializers():
     converted = ng.keras.from_keras(theirs)
     assert {layer.initializers.get("Weights") for _, layer in ng.iter_layers(converted) if layer.initializers} \
         == {initializer_spec("he_uniform")}
+
+
+def test_a_bad_keras_config_is_a_clear_error():
+    with pytest.raises(ng.SpecificationError, match="unknown initializer"):
+        initializer_spec({"class_name": "VarianceScaling", "config": {"mode": "fan_sideways"}})
+    with pytest.raises(ng.SpecificationError, match="does not convert"):
+        initializer_spec({"class_name": "TruncatedNormal", "config": {"stddev": "wide"}})
+    with pytest.raises(ng.SpecificationError, match="without a netgraph counterpart"):
+        initializer_spec({"class_name": "STFT", "config": {}})
