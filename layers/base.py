@@ -377,6 +377,9 @@ class Layer(abc.ABC):
         netgraph's own spec, saved with the net."""
         from ..initialize import initializer_spec
 
+        if not isinstance(initializers, Mapping):
+            raise SpecificationError(f"{self.type_name}.with_initializers: give a dict keyed by "
+                                     f"array name; found {type(initializers).__name__}.")
         specs = self.array_specs()
         parsed = {}
         for name, init in initializers.items():

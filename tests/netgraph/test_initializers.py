@@ -112,6 +112,8 @@ def test_bad_specs_are_clear_errors():
             ng.LinearLayer(3).with_initializers({"Weights": bad})
     with pytest.raises(ng.SpecificationError, match='no array "Kernel"'):
         ng.LinearLayer(3).with_initializers({"Kernel": "zeros"})
+    with pytest.raises(ng.SpecificationError, match="dict keyed by array name"):
+        ng.LinearLayer(3).with_initializers("zeros")
 
 
 # ------------------------------------------------------------------ NetInitialize methods
