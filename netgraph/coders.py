@@ -534,4 +534,24 @@ def check_placement(coders: Mapping[str, Coder], inputs: Iterable[str], where: s
                 hint="NetEncoder goes on input ports, NetDecoder on output ports.")
 
 
+def with_coder_notes(err: Exception, coders: Mapping[str, Coder]) -> Exception:
+    """A shape conflict at a coded port of a net, with a note saying what the coder
+    produces or reads there (the error itself when no coded port is involved)."""
+    involved = {n: c for n, c in coders.items() if f'port "{n}" of net' in getattr(err, "message", "")}
+    notes = [f'\n  note: port "{n}" carries {c.describe()}, which '
+             f"{'produces' if isinstance(c, NetEncoder) else 'reads'} {_spelled(c.port_spec())}"
+             for n, c in involved.items()]
+    if not notes:
+        return err
+    hint = ("a decoder's size is its number of classes (tokens, characters); change the net's "
+            "last layer or the decoder's labels." if any(isinstance(c, NetDecoder) for c in involved.values())
+            else "an encoder fixes its port's type; change the first layer (or leave its sizes "
+            "Automatic) or the encoder.")
+    return type(err)(err.message + "".join(notes), hint=hint)
+
+
+def _spelled(spec: Any) -> str:
+    return "a scalar" if spec in ((), "Real") else repr(spec)
+
+
 __all__ = ["NetDecoder", "NetEncoder", "coder_of", "port_coders"]
