@@ -41,7 +41,7 @@ print(model)
 
 texts = words(768, seed=0)
 result = ng.NetTrain(model, {"Input": texts, "Target": [shifted(t) for t in texts]},
-                     max_epochs=15, batch_size=64, learning_rate=2e-2, seed=0)
+                     max_epochs=8, batch_size=64, learning_rate=3e-2, seed=0)
 net = result.net
 print(f"\ntraining loss {result.history['loss'][0]:.3f} -> {result.history['loss'][-1]:.3f}")
 

@@ -65,9 +65,9 @@ def _distinct(values: tuple, what: str) -> tuple:
         raise ValueError(f"give at least one {what}")
     seen = set()
     for v in values:
-        if v in seen:
+        if _key(v) in seen:
             raise ValueError(f"the {what} {v!r} appears twice")
-        seen.add(v)
+        seen.add(_key(v))
     return values
 
 
@@ -343,21 +343,21 @@ class NetEncoder(Coder):
         raise InputDataError(f"{at}: expected True or False; found {value!r}.")
 
     def _function(self, value: Any, port: str) -> tuple[str, Any]:
+        """A list is a list of examples; anything else is one example."""
         fn = self.options.function
-        spec = parse_port_spec(self.options.output_shape, port)
-        rank = None if spec.dims is None else len(spec.dims)
-        one = _numeric(fn(value), self.where(port)) if not isinstance(value, list) else None
-        if one is not None and (rank is None or one.ndim == rank):
-            return "one", one
-        items = [_numeric(fn(v), f"{self.where(port)}, example #{i}") for i, v in enumerate(_as_items(value))]
-        return "list", items
+        real = parse_port_spec(self.options.output_shape, port).element in (None, "Real")
+        if not isinstance(value, list):
+            return "one", _numeric(fn(value), self.where(port), real)
+        return "list", [_numeric(fn(v), f"{self.where(port)}, example #{i}", real)
+                        for i, v in enumerate(value)]
 
 
-def _numeric(value: Any, where: str) -> np.ndarray:
+def _numeric(value: Any, where: str, real: bool) -> np.ndarray:
+    """A function's result as the port's numbers (float32 for a real port)."""
     arr = np.asarray(value)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputDataError(f"{where}: the function returned {type(value).__name__} data, not numbers.")
-    return arr.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else arr
+    return arr.astype(np.float32) if real else arr
 
 
 def class_indices(options: ClassOptions, index: Mapping[Any, int], labels: list, where: str,
