@@ -17,7 +17,7 @@ from .layers.scope import Inference, Path, show_path
 from .layers.tree import child_name, map_layers
 from .shapes import Automatic, Known
 from .errors import PartSpecError, ShapeMismatchError
-from .coders import coder_of
+from .coders import Coder, coder_of
 from .shapes import parse_port_spec
 
 from .graph import as_layer
@@ -57,7 +57,13 @@ def _set_shared(layer: Layer, name: str, value: Any) -> Layer:
 
 def NetExtract(net: Layer, spec: Any) -> Any:
     """A layer, sub-net, array (NumPy) or option of ``net``; ``All`` gives every layer;
-    ``NetArray(name)`` a shared array."""
+    ``NetArray(name)`` a shared array; a port its NetEncoder / NetDecoder (or its inferred
+    type); on a coder, an option of the coder (``NetExtract(encoder, "vocabulary")``)."""
+    if isinstance(net, Coder):
+        if not isinstance(spec, str) or spec not in type(net.options).model_fields:
+            raise PartSpecError(f"{net.describe()} has no part {spec!r}.",
+                                hint=f"its parts are: {', '.join(map(repr, type(net.options).model_fields))}.")
+        return getattr(net.options, spec)
     if isinstance(spec, NetArray):
         values = shared_values(net)
         if spec.name not in values:

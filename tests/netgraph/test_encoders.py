@@ -249,3 +249,10 @@ def test_the_coder_examples_run(name, capsys):
     with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):  # as a user runs
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     assert "accuracy" in capsys.readouterr().out or name == "char_model.py"
+
+
+def test_netextract_reads_the_options_of_a_coder():
+    enc = ng.NetExtract(token_net(), "Input")
+    assert ng.NetExtract(enc, "vocabulary") == tuple(VOCAB) and ng.NetExtract(enc, "unknown") == "<unk>"
+    with pytest.raises(ng.PartSpecError, match="has no part 'labels'"):
+        ng.NetExtract(enc, "labels")
