@@ -247,11 +247,12 @@ class NetEncoder(Coder):
     """A coder for an input port: ``NetEncoder(kind, ...)`` (see the module docstring).
 
     Args:
-        kind: "Tokens" (``tokens``, a list of strings; ``unknown``, ``ignore_case``,
+        kind: "Tokens" (``vocabulary``: a list of strings; ``unknown``, ``ignore_case``,
             ``splitter`` - a function from a string to its tokens, default ``str.split``,
-            ``output``), "Characters" (``characters``, a string or list of characters;
+            ``output``), "Characters" (``vocabulary``: a string or list of characters;
             ``unknown``, ``ignore_case``, ``output``), "Class" (``labels``; ``output``),
-            "Boolean", or "Function" (``function``, ``output_shape``: a port spec).
+            "Boolean", or "Function" (``function``, ``output_shape``: a port spec). The
+            first options may be given by position: ``NetEncoder("Tokens", words)``.
     """
 
     role = "NetEncoder"
@@ -387,8 +388,8 @@ class NetDecoder(Coder):
     """A coder for an output port: ``NetDecoder(kind, ...)`` (see the module docstring).
 
     Args:
-        kind: "Class" (``labels``), "Boolean", "Characters" (``characters``; ``unknown``)
-            or "Tokens" (``tokens``; ``unknown``).
+        kind: "Class" (``labels``), "Boolean", "Characters" (``vocabulary``: a string or
+            list of characters; ``unknown``) or "Tokens" (``vocabulary``; ``unknown``).
     """
 
     role = "NetDecoder"
