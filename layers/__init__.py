@@ -12,6 +12,8 @@ from .linear import LinearLayer
 from .normalization import BatchNormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
+from .recurrent import BasicRecurrentLayer, GatedRecurrentLayer, LongShortTermMemoryLayer
+from .recurrent_operators import NetBidirectionalOperator, NetFoldOperator, NetNestOperator
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
@@ -25,4 +27,6 @@ __all__ = [
     "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
+    "BasicRecurrentLayer", "GatedRecurrentLayer", "LongShortTermMemoryLayer",
+    "NetBidirectionalOperator", "NetFoldOperator", "NetNestOperator",
 ]
