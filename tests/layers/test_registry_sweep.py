@@ -189,6 +189,14 @@ TABLE: dict[str, Case] = {
         lambda: ng.NetBidirectionalOperator(ng.NetMapOperator(ng.ElementwiseLayer("Tanh"))),
         lambda r: {"Input": _f(r, 3, 2)},
         lambda i, a: np.concatenate([np.tanh(i["Input"])] * 2, axis=-1)),
+    # branch normpool
+    "NormalizationLayer": Case(
+        lambda: ng.NormalizationLayer(), lambda r: {"Input": _f(r, 2, 3)},
+        lambda i, a: ((i["Input"] - i["Input"].mean(-1, keepdims=True))
+                      / np.sqrt(i["Input"].var(-1, keepdims=True) + 1e-3) * a["Scaling"] + a["Biases"])),
+    "PoolingLayer": Case(
+        lambda: ng.PoolingLayer(2, 2, function="Mean"), lambda r: {"Input": _f(r, 2, 4)},
+        lambda i, a: i["Input"].reshape(2, 2, 2).mean(-1)),
 }
 
 

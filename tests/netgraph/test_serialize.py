@@ -372,6 +372,16 @@ CASES: dict[str, tuple[type, Case]] = {
     "NetBidirectionalOperator/pair-mean": (ng.NetBidirectionalOperator, Case(
         lambda: ng.NetBidirectionalOperator([ng.LongShortTermMemoryLayer(2, return_state=True),
                                              ng.GatedRecurrentLayer(2)], "Mean", Input=("Varying", 3)))),
+    # branch normpool
+    "NormalizationLayer": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer(slice(1, None), "Complement", epsilon=0.01, Input=(2, 3, 4)))),
+    "NormalizationLayer/rms-no-biases": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer((0, 1), 1, method="RMS", Biases=None, Input=("Varying", 3)))),
+    "PoolingLayer": (ng.PoolingLayer, Case(
+        lambda: ng.PoolingLayer((2, 2), (1, 2), padding="Same", function="Mean", interleaving=True,
+                                Input=("Varying", 4, 2)))),
+    "NetArrayLayer/initializer": (ng.NetArrayLayer, Case(
+        lambda: ng.NetArrayLayer(initializer=("TruncatedNormal", 0.0, 0.02), Output=3))),
 }
 
 
