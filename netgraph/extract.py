@@ -17,6 +17,8 @@ from .layers.scope import Inference, Path, show_path
 from .layers.tree import child_name, map_layers
 from .shapes import Automatic, Known
 from .errors import PartSpecError, ShapeMismatchError
+from .coders import Coder, coder_of
+from .shapes import parse_port_spec
 
 from .graph import NetGraph, as_layer
 
@@ -63,18 +65,24 @@ def _set_shared(layer: Layer, name: str, value: Any) -> Layer:
 
 
 def NetExtract(net: Layer, spec: Any) -> Any:
-    """A layer, sub-net, array (NumPy), option or port shape of ``net``.
+    """A layer, sub-net, array (NumPy), option or port of ``net``.
 
     ``spec``: a name or 0-based index, a tuple path through sub-nets (``("enc", "proj",
     "Weights")``) whose last element may name an array, an option or a port (``"Input"``:
-    its inferred shape, as ``net.input_ports`` spells it), ``All`` (every layer), or
-    ``NetArray(name)`` (a shared array). An option left ``Automatic`` gives the value
-    inference found (``NetExtract(chain, (0, "size"))`` is 2 for a LinearLayer whose output
-    size was inferred), ``Automatic`` where it is not inferred. A **list** of specs gives the
-    list of their parts (Wolfram's ``NetExtract[net, {{...}, {...}}]``).
+    its NetEncoder / NetDecoder, or else its inferred shape, as ``net.input_ports`` spells
+    it), ``All`` (every layer), or ``NetArray(name)`` (a shared array); on a coder, an option
+    of the coder (``NetExtract(encoder, "vocabulary")``). An option left ``Automatic`` gives
+    the value inference found (``NetExtract(chain, (0, "size"))`` is 2 for a LinearLayer
+    whose output size was inferred), ``Automatic`` where it is not inferred. A **list** of
+    specs gives the list of their parts (Wolfram's ``NetExtract[net, {{...}, {...}}]``).
     """
     if isinstance(spec, list):
         return [NetExtract(net, item) for item in spec]
+    if isinstance(net, Coder):
+        if not isinstance(spec, str) or spec not in type(net.options).model_fields:
+            raise PartSpecError(f"{net.describe()} has no part {spec!r}.",
+                                hint=f"its parts are: {', '.join(map(repr, type(net.options).model_fields))}.")
+        return getattr(net.options, spec)
     if isinstance(spec, NetArray):
         values = shared_values(net)
         if spec.name not in values:
@@ -106,7 +114,8 @@ def NetExtract(net: Layer, spec: Any) -> Any:
                 return Automatic if found is None else found
             return value
         if last and isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
-            return net.inference.port(path, part).to_user()
+            coder = coder_of(layer.port_specs.get(part))  # a port: its coder, or its type
+            return coder if coder is not None else net.inference.port(path, part).to_user()
         raise _no_part(layer, part, path)
     return specialized(layer, net.inference, path) if path else net
 
@@ -137,6 +146,9 @@ def _edit(layer: Layer, edits: list[tuple[tuple, Any]], path: Path, inference: I
                 continue
             arrays[part] = _checked_array(layer, part, value, path, inference)
         elif isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
+            coder = coder_of(layer.port_specs.get(part))
+            if value is None and coder is not None:  # strip the coder, keep the port's type
+                value = parse_port_spec(coder.port_spec())
             ports[part] = value
         elif isinstance(part, str) and part in type(layer.options).model_fields:
             options[part] = value

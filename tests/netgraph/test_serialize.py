@@ -337,6 +337,22 @@ CASES: dict[str, tuple[type, Case]] = {
         lambda: _keras_mha(num_heads=2, key_dim=2, value_dim=3, positions=2, attention_axes=2,
                            use_bias=False, output_shape=(2, 2), return_attention_scores=True,
                            kernel_initializer="he_normal"))),
+    # --- branch parts: sequence and part layers (options with slices, index lists, markers)
+    "SequenceMostLayer": (ng.SequenceMostLayer, Case(lambda: ng.SequenceMostLayer(Input=("Varying", 2)))),
+    "SequenceRestLayer": (ng.SequenceRestLayer, Case(lambda: ng.SequenceRestLayer(Input=(3, 2)))),
+    "SequenceReverseLayer": (ng.SequenceReverseLayer, Case(
+        lambda: ng.SequenceReverseLayer(Input=("Varying", 2)))),
+    "SequenceIndicesLayer": (ng.SequenceIndicesLayer, Case(
+        lambda: ng.SequenceIndicesLayer(maximum=4, Input=("Varying", 2)))),
+    "AppendLayer": (ng.AppendLayer, Case(lambda: ng.AppendLayer(Input=("Varying", 2)))),
+    "PrependLayer": (ng.PrependLayer, Case(lambda: ng.PrependLayer(Input=(3, 2)))),
+    "PartLayer": (ng.PartLayer, Case(
+        lambda: ng.PartLayer((slice(None, None, -1), [1, 0], ng.All, -1), Input=("Varying", 2, 3, 2)))),
+    "PaddingLayer": (ng.PaddingLayer, Case(
+        lambda: ng.PaddingLayer(((1, 2), (0, 1)), padding="Reflected", Input=("Varying", 3)))),
+    "UnitVectorLayer": (ng.UnitVectorLayer, Case(lambda: ng.UnitVectorLayer(Input=("Varying", R("Integer", 4))))),
+    "OrderingLayer": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(-2, Input="Varying"))),
+    "OrderingLayer/all": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(Input=3))),
     # --- branch recurrent: recurrent layers and operators
     "BasicRecurrentLayer": (ng.BasicRecurrentLayer, Case(
         lambda: ng.BasicRecurrentLayer(3, Input=("Varying", 2)))),
@@ -356,6 +372,16 @@ CASES: dict[str, tuple[type, Case]] = {
     "NetBidirectionalOperator/pair-mean": (ng.NetBidirectionalOperator, Case(
         lambda: ng.NetBidirectionalOperator([ng.LongShortTermMemoryLayer(2, return_state=True),
                                              ng.GatedRecurrentLayer(2)], "Mean", Input=("Varying", 3)))),
+    # branch normpool
+    "NormalizationLayer": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer(slice(1, None), "Complement", epsilon=0.01, Input=(2, 3, 4)))),
+    "NormalizationLayer/rms-no-biases": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer((0, 1), 1, method="RMS", Biases=None, Input=("Varying", 3)))),
+    "PoolingLayer": (ng.PoolingLayer, Case(
+        lambda: ng.PoolingLayer((2, 2), (1, 2), padding="Same", function="Mean", interleaving=True,
+                                Input=("Varying", 4, 2)))),
+    "NetArrayLayer/initializer": (ng.NetArrayLayer, Case(
+        lambda: ng.NetArrayLayer(initializer=("TruncatedNormal", 0.0, 0.02), Output=3))),
 }
 
 
