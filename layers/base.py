@@ -517,13 +517,18 @@ class Layer(abc.ABC):
 
         return plot(self, path, **options)
 
-    def summary(self, print_fn: Any = None) -> None:
-        """Print every layer with its path, type, inferred port shapes and parameter count,
-        as Keras's ``model.summary()`` does (``print_fn``: called with the text instead of
-        ``print``); returns None. ``str(net)`` is the same text."""
+    def summary(self, print_fn: Any = None) -> str | None:
+        """The table of every layer (path, type, inferred port shapes, parameter count), as
+        text: ``print(net.summary())`` or ``print(net)`` show it. With ``print_fn`` (Keras's
+        hook, e.g. ``print`` or a logger's method) it is called with the text instead, and
+        None comes back."""
         from ..summary import summary
 
-        (print if print_fn is None else print_fn)(summary(self))
+        text = summary(self)
+        if print_fn is None:
+            return text
+        print_fn(text)
+        return None
 
     # ---------------------------------------------------------------------- display
     def describe(self) -> str:

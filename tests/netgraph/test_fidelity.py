@@ -136,13 +136,14 @@ def test_13_hints():
 
 
 # ------------------------------------------------------------------------ 14. summary
-def test_14_summary_prints_and_shows_sharing_once(capsys, tmp_path):
+def test_14_summary_text_and_sharing_shown_once(capsys, tmp_path):
     w = ng.NetArray("emb")
     net = ng.NetInitialize(ng.NetChain({"a": L(4, Weights=w, Biases=None),
                                         "b": L(4, Weights=w, Biases=None)}, Input=4), seed=0)
-    assert net.summary() is None
-    printed = capsys.readouterr().out
-    assert printed.strip() == str(net).strip()
+    printed = net.summary()  # documented: the text (print(net) prints it)
+    assert printed == str(net)
+    assert net.summary(print_fn=print) is None
+    assert capsys.readouterr().out.strip() == printed.strip()
     rows = {line.split()[0]: line.split()[-1] for line in printed.splitlines()[2:4]}
     assert rows == {"a": "16", "b": "0"}  # the shared array counts once, at its first user
     assert 'shared array "emb" {4, 4}: a/Weights, b/Weights' in printed
