@@ -33,10 +33,14 @@ from .errors import InputDataError, ShapeMismatchError, UninitializedError
 
 from .graph import NetGraph
 from .ir import PortRef, walk
+from .scan_blocks import RunLowering, find_runs
 
 
 @lower_layer.register(NetGraph)
 def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
+    runs = find_runs(graph.ir, ctx.inference, ctx.path, ctx.taps) if ctx.scan_blocks else []
+    if runs:  # repeated blocks: one lax.scan each (see netgraph.scan_blocks)
+        return walk(graph.ir, RunLowering(ctx, graph.ir, runs, _lower_node).visit, inputs)
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
 
@@ -289,17 +293,19 @@ def port_lengths(net: Layer, lengths: Mapping[Any, Any] | None) -> dict[str, Any
     return out
 
 
-def lower(net: Layer, *, batch_axis: str | None = None) -> Callable[..., Any]:
+def lower(net: Layer, *, batch_axis: str | None = None, scan_blocks: bool = True) -> Callable[..., Any]:
     """The pure function of ``net`` (see the module docstring). ``batch_axis``: the
     ``axis_name`` you give ``jax.vmap`` over a batch, so that batch-statistics layers
     (BatchNormalizationLayer) normalise over the batch in training mode; without it each
-    example is its own batch."""
+    example is its own batch. ``scan_blocks``: lower runs of structurally identical
+    consecutive blocks as one ``lax.scan`` (compile time independent of depth; same
+    results, see :mod:`netgraph.scan_blocks`); False lowers every node unrolled."""
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
         collected: dict[Path, jax.Array] | None = {} if return_state else None
         outputs = run(net, params, check_example(net, inputs), port_lengths(net, lengths), rng,
-                      train, batch_axis=batch_axis, state=collected)[0]
+                      train, batch_axis=batch_axis, state=collected, scan_blocks=scan_blocks)[0]
         return (outputs, state_tree(collected)) if return_state else outputs
 
     apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.compiler."

@@ -30,6 +30,7 @@ from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
 from .compiler import lower, params_of, port_dict, require_initialized, run
+from .scan_blocks import stack_runs
 
 
 # ------------------------------------------------------------------ the evaluation cache
@@ -224,7 +225,7 @@ def _placed_params(net: Layer, devices: Sequence[Any]) -> Any:
     key = tuple(devices)
     cache = evaluation_cache(net).placed_params
     if key not in cache:
-        params = params_of(net)
+        params = stack_runs(net, params_of(net))  # repeated blocks: one array per run
         if len(devices) == 1:
             placed = jax.device_put(params, devices[0])
         else:
