@@ -29,7 +29,8 @@ requested as taps (activity regularizers) is never part of a run: those stay unr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import jax
@@ -71,22 +72,34 @@ def structural_key(layer: Layer, inference: Any, path: tuple) -> tuple:
 class Run:
     """``names[j][k]``: node ``k`` of segment ``j``. ``feeds[k]``: input port -> ("in", k',
     port) for an edge inside the segment or ("carry", c) for carry slot ``c``; ``slots``:
-    the carried outputs (k', port) of a segment; ``init``: carry slot -> its value for the
-    first segment (filled while the first segment is visited)."""
+    the carried outputs (k', port) of a segment."""
 
     names: list[tuple[str, ...]]
     feeds: list[dict[str, tuple]]
     slots: list[tuple[int, str]]
-    init: dict[int, Any] = field(default_factory=dict)
-    result: tuple | None = None
 
 
 def find_runs(ir: GraphIR, inference: Any, path: tuple, taps: Any = None) -> list[Run]:
     """The runs of repeated blocks in the graph at ``path`` of a net solved by ``inference``
     (see the module docstring); nodes with requested ``taps`` at or below them take part in
     none."""
+    if not taps:
+        cached = _CACHE.get(ir, {}).get(path)
+        if cached is not None and cached[0] is inference:
+            return cached[1]
+    runs = _find_runs(ir, inference, path, taps or {})
+    if not taps:
+        _CACHE.setdefault(ir, {})[path] = (inference, runs)
+    return runs
+
+
+_CACHE: "weakref.WeakKeyDictionary[GraphIR, dict]" = weakref.WeakKeyDictionary()
+"""Runs already found: graph IR -> path -> (inference, runs) (lowering and stack_runs ask
+for the same ones)."""
+
+
+def _find_runs(ir: GraphIR, inference: Any, path: tuple, taps: Any) -> list[Run]:
     order = ir.order
-    taps = taps or {}
     interned: dict[tuple, int] = {}
     keys = []
     for name in order:
@@ -115,7 +128,8 @@ def find_runs(ir: GraphIR, inference: Any, path: tuple, taps: Any = None) -> lis
     runs, start, found = [], 0, best_at(0) if order else None
     while start < len(order):
         # greedy, looking one node ahead: [L, L, Tanh, L, Tanh] is L + 2 x (L, Tanh)
-        after = best_at(start + 1) if start + 1 < len(order) else None
+        # (a run longer than MAX_PERIOD nodes is kept without looking)
+        after = best_at(start + 1) if start + 1 < len(order) and (found is None or _size(found) <= MAX_PERIOD) else None
         if found is None or after is not None and _size(after) > _size(found):
             start, found = start + 1, after
             continue
@@ -207,26 +221,29 @@ class RunLowering:
     def __init__(self, ctx: LowerContext, ir: GraphIR, runs: list[Run],
                  lower_node: Callable[[LowerContext, str, Layer, dict], dict]) -> None:
         self.ctx, self.ir, self.lower_node = ctx, ir, lower_node
-        self.where = {name: (run, j, k) for run in runs for j, seg in enumerate(run.names)
+        self.where = {name: (i, run, j, k) for i, run in enumerate(runs) for j, seg in enumerate(run.names)
                       for k, name in enumerate(seg)}
+        self.init: list[dict[int, Any]] = [{} for _ in runs]  # carry slot -> first value
+        self.result: list[tuple] = [() for _ in runs]
 
     def visit(self, name: str, layer: Layer, fed: dict) -> dict:
         hit = self.where.get(name)
         if hit is None:
             return self.lower_node(self.ctx, name, layer, fed)
-        run, j, k = hit
+        i, run, j, k = hit
         if j == 0:
             for port, f in run.feeds[k].items():
                 if f[0] == "carry":
-                    run.init[f[1]] = fed[port]
+                    self.init[i][f[1]] = fed[port]
             if k == len(run.names[0]) - 1:
-                run.result = self._scan(run)
+                self.result[i] = self._scan(run, self.init[i])
         if j == len(run.names) - 1:
             slot_of = {s: c for c, s in enumerate(run.slots)}
-            return {p: run.result[slot_of[(k, p)]] if (k, p) in slot_of else None for p in layer.output_names}
+            return {p: self.result[i][slot_of[(k, p)]] if (k, p) in slot_of else None
+                    for p in layer.output_names}
         return dict.fromkeys(layer.output_names)
 
-    def _scan(self, run: Run) -> tuple:
+    def _scan(self, run: Run, first_values: dict[int, Any]) -> tuple:
         ctx, nodes = self.ctx, self.ir.nodes
         first = run.names[0]
         stacked = ctx.params.get(STACKED, {}).get(first[0])  # stacked ahead (stack_runs)
@@ -250,7 +267,7 @@ class RunLowering:
                     values[(k, port)] = value
             return tuple(values[s] for s in run.slots), inner.state or {}
 
-        init = tuple(run.init[c] for c in range(len(run.slots)))
+        init = tuple(first_values[c] for c in range(len(run.slots)))
         with jax.named_scope(f"scan_{first[0]}x{len(run.names)}"):
             final, states = jax.lax.scan(body, init, (stacked, jnp.arange(len(run.names))))
         for path, value in states.items():  # stacked new state, back under each segment's path
