@@ -169,7 +169,7 @@ def valid_mask(length: jax.Array | int | None, size: int) -> jax.Array | None:
     """Boolean vector ``[size]``: True before ``length``; None when nothing is masked."""
     if length is None or (isinstance(length, int) and length >= size):
         return None  # a length known to cover the axis masks nothing (and costs nothing)
-    return jnp.arange(size) < length
+    return jnp.arange(size, dtype=jnp.int32) < length  # int32 lengths, also with 64-bit types on
 
 
 def masked_along(x: jax.Array, axis: int, mask: jax.Array | None, fill: float) -> jax.Array:

@@ -29,7 +29,7 @@ from .errors import InputDataError
 from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
-from .compiler import lower, params_of, port_dict, require_initialized, run
+from .compiler import cast_floats, lower, params_of, port_dict, precision_dtype, precision_scope, require_initialized, run
 from .scan_blocks import stack_runs
 
 
@@ -73,7 +73,9 @@ def as_numeric(where: str, value: Any) -> np.ndarray:
     return arr
 
 
-def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
+def check_element(where: str, ptype: PortType, arr: np.ndarray, real: Any = np.float32) -> np.ndarray:
+    """``arr`` checked against the element type of a port, as the array the net computes
+    on: ``real`` (the working precision's type) for real ports, int32 for integer ones."""
     element = ptype.element
     if isinstance(element, Real):
         if not np.issubdtype(arr.dtype, np.floating):
@@ -81,7 +83,7 @@ def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
                 f"{where} should be real numbers; found {arr.dtype} data.",
                 hint='convert with x.astype(np.float32); integer ports are declared "Integer".',
             )
-        return arr.astype(np.float32, copy=False)
+        return arr.astype(real, copy=False)
     if arr.dtype == bool:
         arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
@@ -221,11 +223,12 @@ def _output_axes(net: Layer) -> dict[str, list[tuple[int, str]]]:
     return _varying_axes({n: net.inference.port((), n) for n in net.output_names})
 
 
-def _placed_params(net: Layer, devices: Sequence[Any]) -> Any:
-    key = tuple(devices)
+def _placed_params(net: Layer, devices: Sequence[Any], precision: str = "Real32") -> Any:
+    key = (tuple(devices), precision)
     cache = evaluation_cache(net).placed_params
     if key not in cache:
         params = stack_runs(net, params_of(net))  # repeated blocks: one array per run
+        params = cast_floats(params, precision_dtype(precision))
         if len(devices) == 1:
             placed = jax.device_put(params, devices[0])
         else:
@@ -248,7 +251,7 @@ def _pad_rows(tree: dict, extra: int) -> dict:
 
 def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: bool,
           seed: int | None, devices: Sequence[Any], batch_number: int = 0,
-          real_rows: int | None = None) -> tuple[dict, dict]:
+          real_rows: int | None = None, precision: str = "Real32") -> tuple[dict, dict]:
     """Run one padded batch; ``index``: each row's example number (seeds layer randomness),
     ``batch_number``: distinguishes the batches of one call for a call seed, ``real_rows``:
     how many leading rows are real examples (the rest is padding; default all)."""
@@ -269,27 +272,42 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
     valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding rows
     # never enter batch statistics
     placed = _place((inputs, lengths, rngs, index.astype(np.int32), valid), devices)
-    outputs, out_lengths = fn(_placed_params(net, devices), *placed)
+    outputs, out_lengths = fn(_placed_params(net, devices, precision), *placed)
     return ({k: np.asarray(v)[:rows] for k, v in outputs.items()},
             {k: np.asarray(v)[:rows] for k, v in out_lengths.items()})
 
 
 # ------------------------------------------------------------------------ entry
 def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
-             seed: int | None = None, target_device: Any = None, progress: bool | None = None) -> Any:
+             seed: int | None = None, target_device: Any = None, progress: bool | None = None,
+             precision: str = "Real32") -> Any:
     """Evaluate ``net`` on one example, a batch, or a list of examples (see the module
     docstring). ``batch_size``: examples per compiled call for lists (default 32);
     ``train``: training mode (dropout on); ``seed``: its randomness; ``target_device``:
     "CPU", "GPU", (kind, n | "All") or a list of JAX devices - with several, each batch is
-    sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
+    sharded across them; ``progress``: a progress bar on stderr (default: on for long lists);
+    ``precision``: "Real32" (default), "Real16", "BFloat16" or "Real64" - arrays, real
+    inputs and computation in that type, results too (Real64 switches JAX's 64-bit types on
+    for this call only).
     """
+    if precision != "Real32":
+        precision_dtype(precision)  # a bad name is an error before anything else
+        with precision_scope(precision):
+            return _evaluate(net, data, batch_size, train, seed, target_device, progress, precision)
+    return _evaluate(net, data, batch_size, train, seed, target_device, progress, precision)
+
+
+def _evaluate(net: Layer, data: Any, batch_size: int | None, train: bool, seed: int | None,
+              target_device: Any, progress: bool | None, precision: str) -> Any:
     cache = evaluation_cache(net)
     plain = batch_size is None and not train and target_device is None
     key = _signature(net, data) if plain else None
+    if key is not None and precision != "Real32":
+        key = (*key, precision)
     if key is not None and key in cache.fast:
         return cache.fast[key](data)  # an input signature seen before: only value checks
     if _traced(data):
-        return _evaluate_traced(net, data, train, seed)
+        return _evaluate_traced(net, data, train, seed, precision)
     if not cache.initialized:
         require_initialized(net)
         cache.initialized = True
@@ -308,10 +326,10 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
         )
     if "list" in kinds:
         return _evaluate_list(net, {n: v for n, (_, v) in split.items()}, batch_size or DEFAULT_BATCH_SIZE,
-                              train, seed, devices, progress)
-    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices)
+                              train, seed, devices, progress, precision)
+    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices, precision)
     if key is not None and seed is None:
-        cache.fast[key] = _fast_call(net, key, devices)
+        cache.fast[key] = _fast_call(net, key, devices, precision)
     return result
 
 
@@ -326,11 +344,12 @@ def _signature(net: Layer, data: Any) -> tuple | None:
     return None
 
 
-def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
+def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = "Real32") -> Any:
     """A call for data of signature ``key``, which passed every check once: it keeps only
     the checks that need values (index ranges, vectorised) and calls the compiled function
     with everything else prepared. A value that fails goes through the full path, for its
     message."""
+    key = tuple(k for k in key if k != precision)  # (port, shape, dtype) entries
     single = key[0][0] is None
     names = net.input_names
     shapes = {names[0] if single else n: shape for n, shape, _ in key}
@@ -339,11 +358,12 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
     types = {n: fitted.inference.port((), n) for n in names}
     is_batch = any(len(shapes[n]) == len(types[n].dims) + 1 for n in names)
     rows = next(iter(shapes.values()))[0] if is_batch else 1
-    dtypes = {n: np.float32 if isinstance(types[n].element, Real) else np.int32 for n in names}
+    real = precision_dtype(precision)
+    dtypes = {n: real if isinstance(types[n].element, Real) else np.int32 for n in names}
     ranges = [(n, types[n].element.n.size) for n in names
               if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
     fn = _compiled(fitted, False, False)
-    params = _placed_params(fitted, devices)
+    params = _placed_params(fitted, devices, precision)
     extra = jax.device_put((np.zeros(rows, np.uint32), np.arange(rows, dtype=np.int32),
                             np.ones(rows, bool)), devices[0])
     stats = evaluation_cache(fitted).stats
@@ -354,7 +374,7 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
         for n, high in ranges:
             a = given[n]
             if a.size and (a.min() < 0 or a.max() >= high):
-                return _evaluate_arrays(net, given, False, None, devices)  # raises the message
+                return _evaluate_arrays(net, given, False, None, devices, precision)  # raises the message
         inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
         outputs, _ = fn(params, inputs, {}, *extra)
@@ -371,7 +391,7 @@ def _traced(data: Any) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in values)
 
 
-def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> Any:
+def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None, precision: str = "Real32") -> Any:
     """``net(x)`` inside ``jax.jit`` / ``jax.grad`` / ``jax.vmap``: the lowered function on
     the traced values (one example, or a batch by its leading axis), no host round trip."""
     require_initialized(net)
@@ -381,7 +401,7 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
     if len(set(batched.values())) > 1:
         raise InputDataError("some ports got one example and others a batch: "
                              + ", ".join(f"{n}: {'batch' if b else 'one example'}" for n, b in batched.items()))
-    apply = lower(net, batch_axis=BATCH_AXIS)
+    apply = lower(net, batch_axis=BATCH_AXIS, precision=precision)
     params = params_of(net)
     rng = jax.random.key(seed) if train and seed is not None else None
     if train and rng is None:
@@ -397,11 +417,12 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
 
 
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
-                     devices: Sequence[Any]) -> Any:
+                     devices: Sequence[Any], precision: str = "Real32") -> Any:
     if needs_data_shapes(net):
         net = fit_to_data(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
-    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
+    real = precision_dtype(precision)
+    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n], real) for n in types}
     batched = {}
     for n, arr in arrays.items():
         rank = len(types[n].dims)
@@ -427,14 +448,15 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
         arrays = {n: a[None] for n, a in arrays.items()}
     rows = next(iter(arrays.values())).shape[0] if arrays else 1
     # every example has its arrays' exact sizes: lengths stay static (read off the shapes)
-    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices)
+    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices,
+                       precision=precision)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
     return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
 
 
 def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: bool, seed: int | None,
-                   devices: Sequence[Any], progress: bool | None) -> list:
+                   devices: Sequence[Any], progress: bool | None, precision: str = "Real32") -> list:
     counts = {n: len(v) for n, v in given.items()}
     if len(set(counts.values())) > 1:
         raise InputDataError(f"the ports got different numbers of examples: {counts}.")
@@ -450,7 +472,7 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
         arrays = {}
         for n in types:
             where = f'Data provided to port "{n}", element #{i},'
-            arr = check_element(where, types[n], given[n][i])
+            arr = check_element(where, types[n], given[n][i], precision_dtype(precision))
             if arr.ndim != len(types[n].dims):
                 raise InputDataError(f"{where} should be a rank-{len(types[n].dims)} array {types[n]}; "
                                      f"found shape {arr.shape}.")
@@ -468,7 +490,7 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
         inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
         index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
         outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number,
-                                     len(indices))
+                                     len(indices), precision)
         for row, i in enumerate(indices):
             one = unpad(outputs, out_lengths, out_axes, row)
             results[i] = one[net.output_names[0]] if len(one) == 1 else one

@@ -166,13 +166,15 @@ def _run_at(ir: GraphIR, order: tuple, keys: list, position: dict, consumers: di
             sig.append(feeds)
         return sig
 
+    pattern = keys[start:start + period]
+    if keys[start + period:start + 2 * period] != pattern:
+        return None
     first = signature(1)
     if any(f[0] == "ext" for feeds in first for f in feeds.values()):
         return None
-    count = 1
+    count = 2
     while start + (count + 1) * period <= len(order):
-        nxt = segment(count)
-        if [keys[i] for i in nxt] != keys[start:start + period] or (count > 1 and signature(count) != first):
+        if keys[start + count * period:start + (count + 1) * period] != pattern or signature(count) != first:
             break
         count += 1
     slots = sorted({(f[1], f[2]) for feeds in first for f in feeds.values() if f[0] == "carry"})

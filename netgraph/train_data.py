@@ -65,6 +65,7 @@ class Checker:
         self.targets = set(targets)
         self.describe_target = describe_target
         self.where = where
+        self.real: Any = np.float32  # the type real data is cast to (the working precision)
 
     # ------------------------------------------------------------------ ports
     def ports(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +114,7 @@ class Checker:
                 hint="examples of different lengths go in a list, one array per example.")
         check_fixed_sizes(f'{where}: port "{name}" (examples along the first axis)', ptype, arr.shape[1:])
         self._index_range(name, arr, where)
-        return check_element(f'{where}: port "{name}"', ptype, arr)
+        return check_element(f'{where}: port "{name}"', ptype, arr, self.real)
 
     def _index_range(self, name: str, arr: np.ndarray, where: str, example: int | None = None) -> None:
         element = self.types[name].element
@@ -145,7 +146,7 @@ class Checker:
             raise InputDataError(f"{at}, should be a rank-{len(ptype.dims)} array {ptype}; found shape {arr.shape}.")
         check_fixed_sizes(at, ptype, arr.shape)
         self._index_range(name, arr, where, i)
-        return check_element(at, ptype, arr)
+        return check_element(at, ptype, arr, self.real)
 
     def columns(self, given: Mapping[str, Any], where: str) -> tuple[int, dict[str, np.ndarray] | None, list[Example] | None]:
         """(count, stacked arrays, None) when every port stacks, else (count, None, examples)."""

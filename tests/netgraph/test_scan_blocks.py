@@ -184,3 +184,18 @@ def test_net_train_through_scanned_blocks(k):
     y = x[:, :1] * 0.5
     result = ng.NetTrain(net, {"Input": x, "Target": y}, max_epochs=3, batch_size=16, progress=False)
     assert np.isfinite(result.history["loss"]).all()
+
+
+def test_layers_repeated_at_a_distance_with_other_ports_are_no_run():
+    """Aggregation and Replicate appear twice, four nodes apart, between nodes of other
+    kinds (a layer norm made of layers): no run, and no error."""
+    width = 4
+    net = ng.NetGraph(
+        {"mean": ng.AggregationLayer("Mean", 0), "spread": ng.ReplicateLayer(width),
+         "center": ng.ThreadingLayer("Subtract"), "square": ng.ElementwiseLayer("Square"),
+         "variance": ng.AggregationLayer("Mean", 0), "inverse": ng.ElementwiseLayer("Sqrt"),
+         "spread_inverse": ng.ReplicateLayer(width), "scale": ng.ThreadingLayer("Divide")},
+        [(ng.NetPort("Input"), "mean", "spread"), ([ng.NetPort("Input"), "spread"], "center"),
+         ("center", "square", "variance", "inverse", "spread_inverse"),
+         (["center", "spread_inverse"], "scale", ng.NetPort("Output"))], Input=width)
+    assert find_runs(net.ir, net.inference, ()) == []
