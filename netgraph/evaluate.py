@@ -30,6 +30,7 @@ from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
 from .compiler import cast_floats, lower, params_of, port_dict, precision_dtype, precision_scope, require_initialized, run
+from .distributed import put, to_host
 from .scan_blocks import stack_runs
 
 
@@ -233,7 +234,7 @@ def _placed_params(net: Layer, devices: Sequence[Any], precision: str = "Real32"
             placed = jax.device_put(params, devices[0])
         else:
             mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-            placed = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+            placed = put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
         cache[key] = placed
     return cache[key]
 
@@ -242,7 +243,8 @@ def _place(tree: Any, devices: Sequence[Any]) -> Any:
     if len(devices) == 1:
         return jax.device_put(tree, devices[0])
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+    # every process holds the same data; each fills its own devices (netgraph.distributed)
+    return put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
 
 
 def _pad_rows(tree: dict, extra: int) -> dict:
@@ -273,8 +275,8 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
     # never enter batch statistics
     placed = _place((inputs, lengths, rngs, index.astype(np.int32), valid), devices)
     outputs, out_lengths = fn(_placed_params(net, devices, precision), *placed)
-    return ({k: np.asarray(v)[:rows] for k, v in outputs.items()},
-            {k: np.asarray(v)[:rows] for k, v in out_lengths.items()})
+    return ({k: to_host(v)[:rows] for k, v in outputs.items()},
+            {k: to_host(v)[:rows] for k, v in out_lengths.items()})
 
 
 # ------------------------------------------------------------------------ entry

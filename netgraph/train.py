@@ -54,6 +54,7 @@ import optax
 from .batching import resolve_devices
 from .compiler import (cast_floats, missing_arrays, params_of, precision_dtype, precision_scope, run,
                        state_tree, trainable_mask, with_params)
+from .distributed import put
 from .errors import NetGraphError, SpecificationError
 from .evaluate import fit_to_data, needs_data_shapes
 from .initialize import NetInitialize
@@ -376,7 +377,7 @@ class Placement:
             self.rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
     def params(self, tree: Any) -> Any:
-        return jax.device_put(tree, self.replicated)
+        return put(tree, self.replicated)
 
     def batch(self, batch: Batch) -> dict:
         tree = {"inputs": batch.inputs, "lengths": batch.lengths, "weights": batch.weights}
@@ -390,7 +391,7 @@ class Placement:
             tree = {"inputs": {k: pad(v) for k, v in batch.inputs.items()},
                     "lengths": {k: pad(v) for k, v in batch.lengths.items()},
                     "weights": np.concatenate([batch.weights, np.zeros(extra, batch.weights.dtype)])}
-        return jax.device_put(tree, self.rows)
+        return put(tree, self.rows)  # several processes: each fills its own devices' rows
 
 
 def _mean_records(records: list[tuple[Any, int]], names: list[str]) -> dict[str, float]:
@@ -645,7 +646,7 @@ def _net_train(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set
             stopped, stop_reason = True, f"no improvement of {monitor} for {patience} epoch(s) (patience)"
         if isinstance(train_set, StreamData) and train_set.exhausted and epoch < max_epochs:
             stopped, stop_reason = True, "the training data ran out"
-        if checkpoint is not None:
+        if checkpoint is not None and jax.process_index() == 0:  # one writer across processes
             save_checkpoint(checkpoint, current_net(params_now), TrainingState(
                 jax.device_get(trainable), jax.device_get(frozen), jax.device_get(opt_state), best_params,
                 {"epoch": epoch, "step": step, "history": history, "best_epoch": best_epoch,
