@@ -55,11 +55,11 @@ def structural_key(layer: Layer, inference: Any, path: tuple) -> tuple:
     names, and a container's wiring."""
     parts = []
     for rel, sub in iter_layers(layer, include_root=True):
-        options = sub.options
+        options = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper to compare than the model
         try:
             hash(options)
         except TypeError:
-            options = repr(options)
+            options = repr(sub.options)
         ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
         arrays = tuple((n, None if a is None else a.shape) for n, a in sub.arrays.items())
         ir = getattr(sub, "ir", None)
@@ -291,6 +291,8 @@ def stack_runs(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
 
     def visit(layer: Layer, path: tuple, tree: Mapping[str, Any]) -> Mapping[str, Any]:
         out = dict(tree)
+        if not layer.is_container:  # a layer that lowers its sub-nets itself reads them as they are
+            return out
         for name, child in layer.children().items():
             if isinstance(out.get(name), Mapping):
                 out[name] = visit(child, path + (name,), out[name])
