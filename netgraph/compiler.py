@@ -15,9 +15,9 @@
 The function is pure, so ``jax.jit``, ``jax.grad`` and ``jax.vmap`` all accept it.
 
 ``lower(net, precision=...)`` picks the working precision (Wolfram's WorkingPrecision):
-"Real32" (default), "Real16" (float16), "BFloat16" or "Real64" - params and real inputs are
-cast to that type and everything is computed in it (softmax statistics of 16-bit data in
-float32). "Real64" needs JAX's 64-bit types: call the function inside ``with
+"Real32", "Real16" (float16), "BFloat16" or "Real64" - params and real inputs are cast to
+that type and everything is computed in it (softmax statistics of 16-bit data in float32);
+by default nothing is cast: the function computes in the types of the arrays it is given. "Real64" needs JAX's 64-bit types: call the function inside ``with
 jax.enable_x64():`` (``net(x, precision="Real64")`` and ``NetTrain`` do that themselves).
 """
 from __future__ import annotations
@@ -339,24 +339,27 @@ def port_lengths(net: Layer, lengths: Mapping[Any, Any] | None) -> dict[str, Any
 
 
 def lower(net: Layer, *, batch_axis: str | None = None, scan_blocks: bool = True,
-          precision: str = "Real32") -> Callable[..., Any]:
+          precision: str | None = None) -> Callable[..., Any]:
     """The pure function of ``net`` (see the module docstring). ``batch_axis``: the
     ``axis_name`` you give ``jax.vmap`` over a batch, so that batch-statistics layers
     (BatchNormalizationLayer) normalise over the batch in training mode; without it each
     example is its own batch. ``scan_blocks``: lower runs of structurally identical
     consecutive blocks as one ``lax.scan`` (compile time independent of depth; same
     results, see :mod:`netgraph.scan_blocks`); False lowers every node unrolled.
-    ``precision``: the working precision (see the module docstring)."""
-    dtype = precision_dtype(precision)
+    ``precision``: the working precision (see the module docstring); None (the default)
+    computes in the types of the arrays given."""
+    dtype = None if precision is None else precision_dtype(precision)
     real = {n for n in net.input_names if isinstance(net.inference.port((), n).element, Real)}
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
-        require_x64(precision)
         collected: dict[Path, jax.Array] | None = {} if return_state else None
         inputs = check_example(net, inputs)
-        inputs = {n: jnp.asarray(v).astype(dtype) if n in real else v for n, v in inputs.items()}
-        outputs = run(net, cast_floats(params, dtype), inputs, port_lengths(net, lengths), rng,
+        if dtype is not None:
+            require_x64(precision)
+            inputs = {n: jnp.asarray(v).astype(dtype) if n in real else v for n, v in inputs.items()}
+            params = cast_floats(params, dtype)
+        outputs = run(net, params, inputs, port_lengths(net, lengths), rng,
                       train, batch_axis=batch_axis, state=collected, scan_blocks=scan_blocks)[0]
         return (outputs, state_tree(collected)) if return_state else outputs
 

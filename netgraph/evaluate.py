@@ -403,7 +403,8 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None, preci
     if len(set(batched.values())) > 1:
         raise InputDataError("some ports got one example and others a batch: "
                              + ", ".join(f"{n}: {'batch' if b else 'one example'}" for n, b in batched.items()))
-    apply = lower(net, batch_axis=BATCH_AXIS, precision=precision)
+    # traced values keep their own types unless a precision is asked for
+    apply = lower(net, batch_axis=BATCH_AXIS, precision=None if precision == "Real32" else precision)
     params = params_of(net)
     rng = jax.random.key(seed) if train and seed is not None else None
     if train and rng is None:

@@ -55,11 +55,11 @@ def structural_key(layer: Layer, inference: Any, path: tuple) -> tuple:
     names, and a container's wiring."""
     parts = []
     for rel, sub in iter_layers(layer, include_root=True):
-        options = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper to compare than the model
+        options: Any = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper than the model's ==
         try:
             hash(options)
-        except TypeError:
-            options = repr(sub.options)
+        except TypeError:  # an option holding an array: this layer is like no other
+            options = ("unhashable", id(sub))
         ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
         arrays = tuple((n, None if a is None else a.shape) for n, a in sub.arrays.items())
         ir = getattr(sub, "ir", None)
