@@ -40,7 +40,7 @@ from .errors import InputDataError, ShapeMismatchError, SpecificationError, Unin
 
 from .graph import NetGraph
 from .ir import PortRef, walk
-from .scan_blocks import RunLowering, find_runs
+from .scan_blocks import STACKED, RunLowering, find_runs, unstack_others
 
 
 PRECISIONS = {"Real32": jnp.float32, "Real16": jnp.float16, "BFloat16": jnp.bfloat16, "Real64": jnp.float64}
@@ -84,6 +84,8 @@ def require_x64(precision: str) -> None:
 @lower_layer.register(NetGraph)
 def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
     runs = find_runs(graph.ir, ctx.inference, ctx.path, ctx.taps) if ctx.scan_blocks else []
+    if STACKED in ctx.params:  # params stacked ahead for runs this lowering leaves unrolled
+        ctx = ctx.replace(params=unstack_others(ctx.params, graph.ir, ctx.inference, ctx.path, runs))
     if runs:  # repeated blocks: one lax.scan each (see netgraph.scan_blocks)
         return walk(graph.ir, RunLowering(ctx, graph.ir, runs, _lower_node).visit, inputs)
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)

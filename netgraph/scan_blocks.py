@@ -306,3 +306,25 @@ def stack_runs(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
         return out
 
     return visit(net, (), params)
+
+
+def unstack_others(params: Mapping[str, Any], ir: GraphIR, inference: Any, path: tuple,
+                   runs: list[Run]) -> Mapping[str, Any]:
+    """A graph's ``params`` with the runs stacked ahead of time (:func:`stack_runs`) that
+    are not among ``runs`` (those a lowering with taps keeps unrolled) back under their
+    nodes' names, sliced out of the stacks."""
+    stacked = params.get(STACKED)
+    if not stacked:
+        return params
+    kept = {tuple(run.names) for run in runs}
+    out = dict(params)
+    out[STACKED] = dict(stacked)
+    for run in find_runs(ir, inference, path):
+        first = run.names[0][0]
+        if tuple(run.names) in kept or first not in stacked:
+            continue
+        members = out[STACKED].pop(first)
+        for j, seg in enumerate(run.names):
+            for k, name in enumerate(seg):
+                out[name] = jax.tree.map(lambda a, j=j: a[j], members[k])
+    return out

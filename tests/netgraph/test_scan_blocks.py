@@ -199,3 +199,15 @@ def test_layers_repeated_at_a_distance_with_other_ports_are_no_run():
          ("center", "square", "variance", "inverse", "spread_inverse"),
          (["center", "spread_inverse"], "scale", ng.NetPort("Output"))], Input=width)
     assert find_runs(net.ir, net.inference, ()) == []
+
+
+def test_params_stacked_ahead_serve_lowerings_with_taps_and_without_scans():
+    net = ng.NetInitialize(ng.NetChain(pairs(4), Input=8), seed=11)
+    params, x = ng.params_of(net), {"Input": np.linspace(-1, 1, 8, dtype=np.float32)}
+    stacked = stack_runs(net, params)
+    expected = ng.lower(net, scan_blocks=False)(params, x)["Output"]
+    np.testing.assert_allclose(ng.lower(net, scan_blocks=False)(stacked, x)["Output"], expected, rtol=1e-6)
+    taps = {("5",): None}  # block 2's Tanh: the run found with taps is shorter
+    outputs, _ = ng.compiler.run(net, stacked, x, None, None, False, taps=taps)
+    np.testing.assert_allclose(outputs["Output"], expected, rtol=1e-5, atol=1e-6)
+    assert taps[("5",)]["Output"].shape == (8,)
