@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from .layers.base import Layer, LayerOptions, shared_values, user_site
 from .layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
 from .layers.linear import LinearLayer
-from .layers.scope import Scope, constrain, show_path
+from .layers.scope import Scope, collector_paused, constrain, show_path
 from .layers.tree import child_name
 from .layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
 from .shapes import parse_port_spec
@@ -207,10 +207,11 @@ class NetGraph(Layer):
         return parser.groups
 
     def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
-        groups = _merge_by_destination(groups)
-        nodes = self._size_variadic(dict(nodes), groups)
-        edges, muted = self._resolve(nodes, groups)
-        self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
+        with collector_paused():  # see collector_paused: big nets are many small objects
+            groups = _merge_by_destination(groups)
+            nodes = self._size_variadic(dict(nodes), groups)
+            edges, muted = self._resolve(nodes, groups)
+            self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
 
     ir: GraphIR
 

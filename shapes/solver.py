@@ -64,7 +64,11 @@ def _show_elem(value: object) -> str:
 
 
 class _Table:
-    """A union-find table whose roots carry a value, an origin and the rules watching them."""
+    """A union-find table whose roots carry a value, an origin and the rules watching them.
+
+    One table holds the dimension, shape and element cells alike (one id space), so that the
+    cells of a layer are one contiguous range (see :meth:`Solver.snapshot`).
+    """
 
     def __init__(self) -> None:
         self.parent: list[int] = []
@@ -73,11 +77,12 @@ class _Table:
         self.watch: list[set[int]] = []
 
     def new(self, value: object, origin: Origin | None) -> int:
-        self.parent.append(len(self.parent))
+        i = len(self.parent)
+        self.parent.append(i)
         self.value.append(value)
         self.origin.append(origin)
         self.watch.append(set())
-        return len(self.parent) - 1
+        return i
 
     def find(self, i: int) -> int:
         root = i
@@ -90,29 +95,70 @@ class _Table:
     def link(self, keep: int, drop: int) -> set[int]:
         """Make ``keep`` the root of ``drop``'s class; returns the union of their watchers."""
         self.parent[drop] = keep
-        self.watch[keep] |= self.watch[drop]
+        big, small = self.watch[keep], self.watch[drop]
+        if len(big) < len(small):  # grow the larger set: linear over a run of unifications
+            big, small = small, big
+        big |= small
+        self.watch[keep] = big
         self.watch[drop] = set()
-        return self.watch[keep]
+        return big
 
 
 @dataclass
 class _Rule:
-    run: Callable[[], None]
-    default: Callable[[], None] | None
+    """``run(solver, base, *args)``; ``base`` is added to the cell ids among ``args`` (0 for a
+    rule installed directly, the offset of the copy for a rule of a copied template)."""
+
+    run: Callable[..., None]
+    default: Callable[..., None] | None
+    args: tuple
+    base: int
+    watched: tuple[int, ...]
+
+
+def _call_run(solver: "Solver", base: int, run: Callable[[], None], default: object) -> None:
+    run()
+
+
+def _call_default(solver: "Solver", base: int, run: object, default: Callable[[], None]) -> None:
+    default()
+
+
+def movable(value: object) -> bool:
+    """Whether ``value`` is provenance that a copied template re-states for its copy (it has
+    a ``moved(context)`` method, as the lazy descriptions of :mod:`layers.scope` do)."""
+    return hasattr(type(value), "moved")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cells and rules one constraint collection created, relative to its first cell
+    (see :meth:`Solver.snapshot`): what :meth:`Solver.instantiate` copies."""
+
+    first: int
+    parent: tuple[int, ...]
+    value: tuple[object, ...]
+    shapes: tuple[tuple[int, tuple[int, ...]], ...]
+    indexes: tuple[tuple[int, int], ...]
+    symbols: tuple[int, ...]
+    origin: tuple[object, ...]
+    moved_origins: tuple[int, ...]
+    watch: tuple[frozenset[int], ...]
+    rules: tuple[tuple[_Rule, tuple[int, ...]], ...]
 
 
 class Solver:
     """Collects cells and constraints and solves them to a fixed point."""
 
     def __init__(self) -> None:
-        self._dims = _Table()
-        self._shapes = _Table()
-        self._elems = _Table()
+        self._dims = self._shapes = self._elems = _Table()  # one id space (see _Table)
         self._rules: list[_Rule] = []
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
         self._symbols = 0
+        self._opaque = 0  # rules that a snapshot cannot copy (closures over cell ids)
         self.changes = 0
+        self.steps = 0  # rule runs: linear in the size of a net (see tests)
 
     # ----------------------------------------------------------------- dimension cells
     def new_dim(self, size: int | None = None, origin: Origin | None = None) -> int:
@@ -270,8 +316,36 @@ class Solver:
         default: Callable[[], None] | None = None,
     ) -> None:
         """Add a propagator re-run whenever a watched cell changes (and once at the start)."""
+        self._opaque += 1
+        self._add_rule(_Rule(_call_run, None if default is None else _call_default,
+                             (run, default), 0, ()), dims, shapes)
+
+    def fallback(self, default: Callable[[], None]) -> None:
+        """A default alone: tried only at a fixed point, like a rule's ``default``."""
+        self.rule(lambda: None, default=default)
+
+    def propagator(
+        self,
+        run: Callable[..., None],
+        args: tuple,
+        *,
+        dims: Iterable[int] = (),
+        shapes: Iterable[int] = (),
+        default: Callable[..., None] | None = None,
+        provenance: Iterable[object] = (),
+    ) -> None:
+        """A rule as data: ``run(solver, base, *args)`` (and ``default`` alike), where every
+        int, or tuple of ints, among ``args`` is a cell id to which ``run`` adds ``base``.
+        Unlike a closure, a copied template copies it; ``provenance`` (the origins and
+        descriptions among ``args``) must then be :func:`movable`."""
+        if not all(movable(p) for p in provenance):
+            self._opaque += 1
+        dims, shapes = tuple(dims), tuple(shapes)
+        self._add_rule(_Rule(run, default, args, 0, dims + shapes), dims, shapes)
+
+    def _add_rule(self, rule: _Rule, dims: Iterable[int], shapes: Iterable[int]) -> None:
         rid = len(self._rules)
-        self._rules.append(_Rule(run, default))
+        self._rules.append(rule)
         for d in dims:
             self._watch_dim(d, {rid})
         for s in shapes:
@@ -281,14 +355,10 @@ class Solver:
                 self._watch_dim(d, {rid})
         self._touch({rid})
 
-    def fallback(self, default: Callable[[], None]) -> None:
-        """A default alone: tried only at a fixed point, like a rule's ``default``."""
-        self.rule(lambda: None, default=default)
-
     def _watch_dim(self, d: int, rules: set[int]) -> None:
         self._dims.watch[self._dims.find(d)] |= rules
 
-    def _touch(self, rules: set[int]) -> None:
+    def _touch(self, rules: Iterable[int]) -> None:
         self.changes += 1
         for rid in rules:
             if rid not in self._queued:
@@ -301,18 +371,108 @@ class Solver:
             while self._queue:
                 rid = self._queue.popleft()
                 self._queued.discard(rid)
-                self._rules[rid].run()
+                rule = self._rules[rid]
+                self.steps += 1
+                rule.run(self, rule.base, *rule.args)
             for rule in self._rules:
                 if rule.default is None:
                     continue
                 before = self.changes
-                rule.default()
+                rule.default(self, rule.base, *rule.args)
                 if self.changes != before:
                     break
             else:
                 return
 
+    # ----------------------------------------------------------- copying templates
+    def mark(self) -> tuple[int, int, int]:
+        """The current end of the cells and rules (for :meth:`snapshot`)."""
+        return len(self._dims.parent), len(self._rules), self._opaque
+
+    def snapshot(self, mark: tuple[int, int, int], cells: Iterable[int] = ()) -> Snapshot | None:
+        """The cells and rules created since ``mark``, if they can be copied: they refer to
+        no older cell, every rule among them is data (:meth:`propagator`), every origin is
+        movable, and ``cells`` (the ones the caller will look up) are among them; else None."""
+        first, first_rule, opaque = mark
+        t = self._dims
+        end, end_rule = len(t.parent), len(self._rules)
+        if self._opaque != opaque or any(c < first for c in cells):
+            return None
+        parent = tuple(p - first for p in t.parent[first:])
+        if any(p < 0 for p in parent):
+            return None
+        values = list(t.value[first:])
+        shapes, indexes, symbols = [], [], []
+        for i, v in enumerate(values):
+            if isinstance(v, tuple) and v and v[0] == "Index":
+                indexes.append((i, v[1] - first))
+                values[i] = None
+            elif isinstance(v, tuple):
+                shapes.append((i, tuple(d - first for d in v)))
+                values[i] = None
+            elif isinstance(v, Sym):
+                symbols.append(i)
+                values[i] = None
+        if any(d < 0 for _, dims in shapes for d in dims) or any(d < 0 for _, d in indexes):
+            return None
+        origins = tuple(t.origin[first:])
+        if not all(o is None or movable(o) for o in origins):
+            return None
+        watch = tuple(frozenset(r - first_rule for r in w) for w in t.watch[first:])
+        if any(r < 0 for w in watch for r in w):
+            return None
+        rules = []
+        for rule in self._rules[first_rule:end_rule]:
+            ids = [a for a in rule.args if type(a) is int] + [
+                d for a in rule.args if isinstance(a, tuple) for d in a if type(d) is int]
+            if any(c + rule.base < first for c in (*ids, *rule.watched)):
+                return None
+            rules.append((rule, tuple(i for i, a in enumerate(rule.args) if movable(a))))
+        return Snapshot(first, parent, tuple(values), tuple(shapes), tuple(indexes),
+                        tuple(symbols), origins, tuple(i for i, o in enumerate(origins) if o),
+                        watch, tuple(rules))
+
+    def instantiate(self, snap: Snapshot, context: object) -> int:
+        """Copy ``snap``'s cells and rules as new ones; provenance among them is moved to
+        ``context``. Returns the offset from the snapshot's cell ids to the copy's."""
+        t = self._dims
+        start, first_rule = len(t.parent), len(self._rules)
+        t.parent.extend([p + start for p in snap.parent])
+        value = t.value
+        value.extend(snap.value)
+        for i, dims in snap.shapes:
+            value[start + i] = tuple(d + start for d in dims)
+        for i, d in snap.indexes:
+            value[start + i] = ("Index", d + start)
+        for i in snap.symbols:
+            self._symbols += 1
+            value[start + i] = Sym(f"L{self._symbols}")
+        origin = t.origin
+        origin.extend(snap.origin)
+        for i in snap.moved_origins:
+            origin[start + i] = origin[start + i].moved(context)
+        t.watch.extend([{r + first_rule for r in w} if w else set() for w in snap.watch])
+        offset = start - snap.first
+        for rule, moved in snap.rules:
+            args = rule.args
+            if moved:
+                args = list(args)
+                for i in moved:
+                    args[i] = args[i].moved(context)
+                args = tuple(args)
+            self._rules.append(_Rule(rule.run, rule.default, args, rule.base + offset, ()))
+        self._touch(range(first_rule, len(self._rules)))
+        return offset
+
     # --------------------------------------------------------------------- read-out
+    def solved(self) -> "Solver":
+        """A solver holding only the solved values, for reading out after :meth:`solve`
+        (no rules, origins or watchers: what a net keeps alive with its inference)."""
+        done = Solver()
+        done._dims.parent, done._dims.value = self._dims.parent, self._dims.value
+        done.steps = self.steps
+        return done
+
     def resolve_dim(self, d: int) -> Dim:
         r = self._dims.find(d)
         v = self._dims.value[r]
@@ -333,4 +493,4 @@ class Solver:
         return Integer() if v == "Integer" else Real()
 
 
-__all__ = ["Origin", "Solver", "Sym", "Where"]
+__all__ = ["Origin", "Snapshot", "Solver", "Sym", "Where", "movable"]
