@@ -187,6 +187,7 @@ class NetGraph(Layer):
     class Options(LayerOptions):
         pass
 
+    @collector_paused()  # see collector_paused: big nets are many small objects
     def __init__(self, layers: Any, connections: Iterable[Any] = (), **port_shapes: Any) -> None:
         nodes = _named_layers(layers)
         self._assemble(nodes, self._parse(nodes, connections), port_shapes)
@@ -207,11 +208,10 @@ class NetGraph(Layer):
         return parser.groups
 
     def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
-        with collector_paused():  # see collector_paused: big nets are many small objects
-            groups = _merge_by_destination(groups)
-            nodes = self._size_variadic(dict(nodes), groups)
-            edges, muted = self._resolve(nodes, groups)
-            self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
+        groups = _merge_by_destination(groups)
+        nodes = self._size_variadic(dict(nodes), groups)
+        edges, muted = self._resolve(nodes, groups)
+        self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
 
     ir: GraphIR
 
@@ -344,7 +344,8 @@ class NetGraph(Layer):
         """A graph over an already built IR (see :meth:`GraphIR.from_edges`), with optional
         port shapes in user spelling."""
         new = object.__new__(cls)
-        new._set_ir(ir, port_shapes or {})
+        with collector_paused():
+            new._set_ir(ir, port_shapes or {})
         return new
 
     @classmethod
@@ -427,6 +428,7 @@ class NetChain(NetGraph):
     first input. Every layer but the first has one input, every layer but the last one
     output. Ports: the first layer's inputs and the last layer's outputs."""
 
+    @collector_paused()
     def __init__(self, layers: Any, **port_shapes: Any) -> None:
         nodes = _named_layers(layers)
         names = list(nodes)

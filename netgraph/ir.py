@@ -155,17 +155,16 @@ def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], mu
 
 
 def _complete_inputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
-    inputs: list[str] = []
+    inputs: dict[str, None] = {}  # an ordered set
     for src in edges.values():
-        if src.node is None and src.port not in inputs:
-            inputs.append(src.port)
+        if src.node is None:
+            inputs[src.port] = None
     for name, layer in nodes.items():
         for port in layer.input_names:
             ref = PortRef(name, port)
             if ref not in edges:
                 edges[ref] = PortRef(None, port)
-                if port not in inputs:
-                    inputs.append(port)
+                inputs[port] = None
     return tuple(inputs)
 
 
@@ -183,14 +182,15 @@ def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
     counts: dict[str, int] = {}
     for ref in dangling:
         counts[ref.port] = counts.get(ref.port, 0) + 1
-    outputs = list(explicit)
+    outputs = dict.fromkeys(explicit)  # an ordered set
+    taken = set(inputs)
     seen: dict[str, int] = {}
     for ref in dangling:
         name = ref.port
         if counts[name] > 1:
             seen[name] = seen.get(name, 0) + 1
             name = f"{name}{seen[name]}"
-        if name in outputs or name in inputs:
+        if name in outputs or name in taken:
             raise NetConnectionError(
                 f"Cannot use integer suffix to automatically disambiguate multiple dangling "
                 f"output ports with name {ref.port!r} because of existing port with name {name!r}."
@@ -199,7 +199,7 @@ def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
                 hint="connect it to a named NetPort, or mute it with (NetPort(layer, port), None).",
             )
         edges[PortRef(None, name)] = ref
-        outputs.append(name)
+        outputs[name] = None
     if not outputs:
         raise NetConnectionError("the net has no output port: every output is consumed or muted.")
     return tuple(outputs)

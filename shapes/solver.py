@@ -20,6 +20,7 @@ beats a varying symbol; a symbol beats unknown; two symbols merge into one.
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
@@ -67,21 +68,26 @@ class _Table:
     """A union-find table whose roots carry a value, an origin and the rules watching them.
 
     One table holds the dimension, shape and element cells alike (one id space), so that the
-    cells of a layer are one contiguous range (see :meth:`Solver.snapshot`).
+    cells of a layer are one contiguous range (see :meth:`Solver.snapshot`). A cell watched
+    by no rule has ``watch`` None. ``owner`` is the copy (an index into
+    ``Solver._contexts``) whose template origin the cell still holds, or -1: a copied cell
+    shares its template's origin object, re-stated for the copy only when a message shows it.
     """
 
     def __init__(self) -> None:
         self.parent: list[int] = []
         self.value: list[object] = []
         self.origin: list[Origin | None] = []
-        self.watch: list[set[int]] = []
+        self.owner: list[int] = []
+        self.watch: list[set[int] | None] = []
 
     def new(self, value: object, origin: Origin | None) -> int:
         i = len(self.parent)
         self.parent.append(i)
         self.value.append(value)
         self.origin.append(origin)
-        self.watch.append(set())
+        self.owner.append(-1)
+        self.watch.append(None)
         return i
 
     def find(self, i: int) -> int:
@@ -92,28 +98,47 @@ class _Table:
             self.parent[i], i = root, self.parent[i]
         return root
 
-    def link(self, keep: int, drop: int) -> set[int]:
-        """Make ``keep`` the root of ``drop``'s class; returns the union of their watchers."""
+    def set_origin(self, r: int, origin: Origin | None) -> None:
+        self.origin[r] = origin
+        self.owner[r] = -1
+
+    def link(self, keep: int, drop: int) -> None:
+        """Make ``keep`` the root of ``drop``'s class, watched by the rules of both."""
         self.parent[drop] = keep
         big, small = self.watch[keep], self.watch[drop]
-        if len(big) < len(small):  # grow the larger set: linear over a run of unifications
-            big, small = small, big
-        big |= small
+        if small is None:
+            return
+        if big is None:
+            big = small
+        else:
+            if len(big) < len(small):  # grow the larger set: linear overall
+                big, small = small, big
+            big |= small
         self.watch[keep] = big
-        self.watch[drop] = set()
-        return big
+        self.watch[drop] = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rule:
     """``run(solver, base, *args)``; ``base`` is added to the cell ids among ``args`` (0 for a
-    rule installed directly, the offset of the copy for a rule of a copied template)."""
+    rule installed directly, the offset of the copy for a rule of a copied template), and
+    the provenance among ``args`` is moved to ``context`` (a copy's) when it runs."""
 
     run: Callable[..., None]
     default: Callable[..., None] | None
     args: tuple
     base: int
     watched: tuple[int, ...]
+    context: object = None
+    moved: tuple[int, ...] = ()
+
+    def arguments(self) -> tuple:
+        if not self.moved:
+            return self.args
+        args = list(self.args)
+        for i in self.moved:
+            args[i] = args[i].moved(self.context)
+        return tuple(args)
 
 
 def _call_run(solver: "Solver", base: int, run: Callable[[], None], default: object) -> None:
@@ -142,8 +167,7 @@ class Snapshot:
     indexes: tuple[tuple[int, int], ...]
     symbols: tuple[int, ...]
     origin: tuple[object, ...]
-    moved_origins: tuple[int, ...]
-    watch: tuple[frozenset[int], ...]
+    watch: tuple[tuple[int, frozenset[int]], ...]
     rules: tuple[tuple[_Rule, tuple[int, ...]], ...]
 
 
@@ -156,6 +180,7 @@ class Solver:
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
         self._symbols = 0
+        self._contexts: list[object] = []  # one per copied template (see _Table.owner)
         self._opaque = 0  # rules that a snapshot cannot copy (closures over cell ids)
         self.changes = 0
         self.steps = 0  # rule runs: linear in the size of a net (see tests)
@@ -173,7 +198,14 @@ class Solver:
         return self._dims.value[self._dims.find(d)]
 
     def dim_origin(self, d: int) -> Origin | None:
-        return self._dims.origin[self._dims.find(d)]
+        return self._origin(self._dims.find(d))
+
+    def _origin(self, r: int) -> Origin | None:
+        """The origin of root ``r``, re-stated for the copy that holds its template's."""
+        t = self._dims
+        owner = t.owner[r]
+        origin = t.origin[r]
+        return origin if owner < 0 or origin is None else origin.moved(self._contexts[owner])  # type: ignore[union-attr]
 
     def same_dim(self, a: int, b: int) -> bool:
         return self._dims.find(a) == self._dims.find(b)
@@ -193,8 +225,8 @@ class Solver:
         if isinstance(va, int) and isinstance(vb, int) and va != vb:
             raise ShapeMismatchError(
                 f"inconsistent size for {_text(where)}\n"
-                f"  expected {va} - set by {t.origin[ra] or 'an earlier constraint'}\n"
-                f"  got      {vb} - set by {t.origin[rb] or 'an earlier constraint'}",
+                f"  expected {va} - set by {self._origin(ra) or 'an earlier constraint'}\n"
+                f"  got      {vb} - set by {self._origin(rb) or 'an earlier constraint'}",
                 hint="make the two sizes agree, or leave one of them Automatic.",
             )
         if isinstance(vb, int) or (va is None and vb is not None):
@@ -216,7 +248,7 @@ class Solver:
         return self._shapes.value[self._shapes.find(s)]
 
     def shape_origin(self, s: int) -> Origin | None:
-        return self._shapes.origin[self._shapes.find(s)]
+        return self._origin(self._shapes.find(s))
 
     def set_rank(self, s: int, rank: int, origin: Origin | None, where: Where) -> tuple[int, ...]:
         """Give ``s`` rank ``rank`` (fresh unknown dimensions) or check that it has it."""
@@ -237,32 +269,38 @@ class Solver:
         va, vb = t.value[ra], t.value[rb]
         if va is None or vb is None:
             keep, drop = (rb, ra) if va is None else (ra, rb)
-            dims = t.value[keep]
-            if dims is not None:
+            dims, watchers = t.value[keep], t.watch[drop]
+            if dims is not None and watchers:
                 for d in dims:
-                    self._watch_dim(d, t.watch[drop])
+                    self._watch_dim(d, watchers)
             self._merge(t, keep, drop)
             return
         if len(va) != len(vb):
-            self._rank_error(where, len(va), t.origin[ra], len(vb), t.origin[rb])
+            self._rank_error(where, len(va), self._origin(ra), len(vb), self._origin(rb))
         t.link(ra, rb)
         for i, (da, db) in enumerate(zip(va, vb)):
             self.unify_dims(da, db, lambda i=i: f"dimension {i + 1} of {_text(where)}")
 
     def _merge(self, t: _Table, keep: int, drop: int) -> None:
         """Link ``drop`` under ``keep``; wake the rules of the side whose value changed."""
-        woken = set(t.watch[drop]) if t.value[drop] != t.value[keep] else set()
+        watchers = t.watch[drop]
+        woken = tuple(watchers) if watchers and t.value[drop] != t.value[keep] else ()
         t.link(keep, drop)
         if woken:
             self._touch(woken)
 
     def _bind_shape(self, s: int, dims: tuple[int, ...], origin: Origin | None) -> None:
-        r = self._shapes.find(s)
-        self._shapes.value[r] = dims
-        self._shapes.origin[r] = origin
-        for d in dims:
-            self._watch_dim(d, self._shapes.watch[r])
-        self._touch(self._shapes.watch[r])
+        t = self._shapes
+        r = t.find(s)
+        t.value[r] = dims
+        t.set_origin(r, origin)
+        watchers = t.watch[r]
+        if watchers:
+            for d in dims:
+                self._watch_dim(d, watchers)
+            self._touch(watchers)
+        else:
+            self.changes += 1
 
     def _rank_error(self, where: Where, ra: int, oa: object, rb: int, ob: object) -> None:
         raise ShapeMismatchError(
@@ -298,8 +336,8 @@ class Solver:
             else:
                 raise ElementTypeError(
                     f"inconsistent element types for {_text(where)}\n"
-                    f"  expected {_show_elem(va)} - set by {t.origin[ra] or 'an earlier constraint'}\n"
-                    f"  got      {_show_elem(vb)} - set by {t.origin[rb] or 'an earlier constraint'}",
+                    f"  expected {_show_elem(va)} - set by {self._origin(ra) or 'an earlier constraint'}\n"
+                    f"  got      {_show_elem(vb)} - set by {self._origin(rb) or 'an earlier constraint'}",
                     hint="integer (index) ports feed EmbeddingLayer; real ports carry numbers.",
                 )
         elif va is None:
@@ -346,17 +384,25 @@ class Solver:
     def _add_rule(self, rule: _Rule, dims: Iterable[int], shapes: Iterable[int]) -> None:
         rid = len(self._rules)
         self._rules.append(rule)
+        t, one = self._dims, (rid,)
         for d in dims:
-            self._watch_dim(d, {rid})
+            self._watch_dim(d, one)
         for s in shapes:
-            r = self._shapes.find(s)
-            self._shapes.watch[r].add(rid)
-            for d in self._shapes.value[r] or ():
-                self._watch_dim(d, {rid})
-        self._touch({rid})
+            r = t.find(s)
+            self._watch_root(r, one)
+            for d in t.value[r] or ():
+                self._watch_dim(d, one)
+        self._touch(one)
 
-    def _watch_dim(self, d: int, rules: set[int]) -> None:
-        self._dims.watch[self._dims.find(d)] |= rules
+    def _watch_dim(self, d: int, rules: Iterable[int]) -> None:
+        self._watch_root(self._dims.find(d), rules)
+
+    def _watch_root(self, r: int, rules: Iterable[int]) -> None:
+        watch = self._dims.watch
+        if watch[r] is None:
+            watch[r] = set(rules)
+        else:
+            watch[r].update(rules)
 
     def _touch(self, rules: Iterable[int]) -> None:
         self.changes += 1
@@ -373,12 +419,12 @@ class Solver:
                 self._queued.discard(rid)
                 rule = self._rules[rid]
                 self.steps += 1
-                rule.run(self, rule.base, *rule.args)
+                rule.run(self, rule.base, *rule.arguments())
             for rule in self._rules:
                 if rule.default is None:
                     continue
                 before = self.changes
-                rule.default(self, rule.base, *rule.args)
+                rule.default(self, rule.base, *rule.arguments())
                 if self.changes != before:
                     break
             else:
@@ -416,52 +462,53 @@ class Solver:
         if any(d < 0 for _, dims in shapes for d in dims) or any(d < 0 for _, d in indexes):
             return None
         origins = tuple(t.origin[first:])
-        if not all(o is None or movable(o) for o in origins):
+        if not all(o is None or movable(o) for o in origins) or any(
+                o >= 0 for o in t.owner[first:]):
             return None
-        watch = tuple(frozenset(r - first_rule for r in w) for w in t.watch[first:])
-        if any(r < 0 for w in watch for r in w):
+        watch = tuple((i, frozenset(r - first_rule for r in w))
+                      for i, w in enumerate(t.watch[first:]) if w)
+        if any(r < 0 for _, w in watch for r in w):
             return None
         rules = []
         for rule in self._rules[first_rule:end_rule]:
             ids = [a for a in rule.args if type(a) is int] + [
                 d for a in rule.args if isinstance(a, tuple) for d in a if type(d) is int]
-            if any(c + rule.base < first for c in (*ids, *rule.watched)):
+            if rule.context is not None or any(c < first for c in (*ids, *rule.watched)):
                 return None
             rules.append((rule, tuple(i for i, a in enumerate(rule.args) if movable(a))))
         return Snapshot(first, parent, tuple(values), tuple(shapes), tuple(indexes),
-                        tuple(symbols), origins, tuple(i for i, o in enumerate(origins) if o),
-                        watch, tuple(rules))
+                        tuple(symbols), origins, watch, tuple(rules))
 
     def instantiate(self, snap: Snapshot, context: object) -> int:
-        """Copy ``snap``'s cells and rules as new ones; provenance among them is moved to
-        ``context``. Returns the offset from the snapshot's cell ids to the copy's."""
+        """Copy ``snap``'s cells and rules as new ones, their provenance re-stated for
+        ``context`` (lazily: when a rule runs or a message is shown). Returns the offset from
+        the snapshot's cell ids to the copy's."""
         t = self._dims
         start, first_rule = len(t.parent), len(self._rules)
+        size = len(snap.parent)
         t.parent.extend([p + start for p in snap.parent])
         value = t.value
         value.extend(snap.value)
         for i, dims in snap.shapes:
-            value[start + i] = tuple(d + start for d in dims)
+            value[start + i] = tuple([d + start for d in dims])
         for i, d in snap.indexes:
             value[start + i] = ("Index", d + start)
         for i in snap.symbols:
             self._symbols += 1
             value[start + i] = Sym(f"L{self._symbols}")
-        origin = t.origin
-        origin.extend(snap.origin)
-        for i in snap.moved_origins:
-            origin[start + i] = origin[start + i].moved(context)
-        t.watch.extend([{r + first_rule for r in w} if w else set() for w in snap.watch])
+        t.origin.extend(snap.origin)
+        t.owner.extend(repeat(len(self._contexts), size))
+        self._contexts.append(context)
+        watch = t.watch
+        watch.extend(repeat(None, size))
+        for i, w in snap.watch:
+            watch[start + i] = {r + first_rule for r in w}
         offset = start - snap.first
+        rules = self._rules
         for rule, moved in snap.rules:
-            args = rule.args
-            if moved:
-                args = list(args)
-                for i in moved:
-                    args[i] = args[i].moved(context)
-                args = tuple(args)
-            self._rules.append(_Rule(rule.run, rule.default, args, rule.base + offset, ()))
-        self._touch(range(first_rule, len(self._rules)))
+            rules.append(_Rule(rule.run, rule.default, rule.args, rule.base + offset, (),
+                               context, moved))
+        self._touch(range(first_rule, len(rules)))
         return offset
 
     # --------------------------------------------------------------------- read-out
