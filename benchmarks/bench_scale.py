@@ -9,7 +9,8 @@ Rows (issue "Scale"):
    layers, in microseconds per layer (goal <= 10 us at 100k, linear), for a NetChain of
    alternating LinearLayer(8) / Tanh and for a wide DAG of blocks (one input fanned out to 8
    LinearLayer(8), joined by a ThreadingLayer("Plus"), then a Tanh); and the first ``net(x)``
-   (initialise, lower, compile, run) of the 1k and 10k chains.
+   (initialise, lower, compile, run) of the 1k chain (at 10k layers XLA alone compiles for
+   minutes: that is row 3's subject, so larger nets measure inference only).
 3. First call (trace + compile + run) of a chain of K identical (Linear(64), Tanh) blocks:
    compile(K) / compile(10) (goal <= 2 at K = 1000).
 4. Export: ``ng.export`` + ``jax.export.deserialize`` + first call, vs the first call of
@@ -70,19 +71,22 @@ def wide_dag(n: int, width: int = 8) -> tuple[dict, list]:
 
 
 def inference_per_layer(sizes: list[int]) -> dict:
-    """(kind, n) -> microseconds per layer to build the net (construction and inference); the
-    layers themselves are made before the clock starts."""
+    """(kind, n) -> (wall, CPU) microseconds per layer to build the net (construction and
+    inference); the layers themselves are made before the clock starts. CPU time is the
+    steadier figure on a shared machine."""
     out = {}
     for n in sizes:
         layers = chain_layers(n)
-        t = time.perf_counter()
-        ng.NetChain(layers, Input=8)
-        out["chain", n] = (time.perf_counter() - t) / n * 1e6
+        out["chain", n] = _per_layer(lambda: ng.NetChain(layers, Input=8), n)
         nodes, connections = wide_dag(n)
-        t = time.perf_counter()
-        ng.NetGraph(nodes, connections, Input=8)
-        out["wide DAG", n] = (time.perf_counter() - t) / len(nodes) * 1e6
+        out["wide DAG", n] = _per_layer(lambda: ng.NetGraph(nodes, connections, Input=8), len(nodes))
     return out
+
+
+def _per_layer(build, n: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    build()
+    return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
 
 
 def first_call(sizes: list[int]) -> dict:
@@ -140,9 +144,9 @@ def main() -> None:
     print(f"1. net(x) {calls['net_us']:.1f} us, jit(lower(net)) with NumPy in/out "
           f"{calls['jit_us']:.1f} us: overhead {calls['overhead_us']:.1f} us (ratio {calls['ratio']:.2f})")
     inference = inference_per_layer([1000, 10000] if quick else [1000, 10000, 100000])
-    print("2. inference: " + ", ".join(f"{kind} {n // 1000}k layers {us:.1f} us/layer"
-                                       for (kind, n), us in inference.items()))
-    firsts = first_call([1000] if quick else [1000, 10000])
+    print("2. inference: " + ", ".join(f"{kind} {n // 1000}k layers {wall:.1f} us/layer "
+                                       f"(CPU {cpu:.1f})" for (kind, n), (wall, cpu) in inference.items()))
+    firsts = first_call([1000])  # 10k layers: XLA alone compiles for minutes
     print("   first net(x) of the chain: " + ", ".join(f"{n // 1000}k layers {s:.1f} s"
                                                      for n, s in firsts.items()))
     compiles = compile_time([10, 50] if quick else [10, 100, 400])

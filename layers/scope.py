@@ -129,6 +129,8 @@ class _Cells:
 class Scope:
     """The cells of one layer at ``path``, by local port and array names."""
 
+    __slots__ = ("_cells", "path", "layer", "solver")
+
     def __init__(self, cells: _Cells, path: Path, layer: "Layer") -> None:
         self._cells = cells
         self.path = path
@@ -140,10 +142,11 @@ class Scope:
 
     # ------------------------------------------------------------------------ cells
     def _port_cells(self, name: str) -> tuple[int, int]:
-        key = (self.path, name)
-        if key not in self._cells.ports:
-            self._cells.ports[key] = (self.solver.new_shape(), self.solver.new_elem())
-        return self._cells.ports[key]
+        ports, key = self._cells.ports, (self.path, name)
+        cells = ports.get(key)
+        if cells is None:
+            cells = ports[key] = (self.solver.new_shape(), self.solver.new_elem())
+        return cells
 
     def port(self, name: str) -> int:
         """The shape cell of port ``name``."""

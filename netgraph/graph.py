@@ -374,8 +374,10 @@ class NetGraph(Layer):
         def join(dst_scope: Scope, dst: str, src: tuple[Scope, str]) -> None:
             src_scope, src_port = src
             where = (lambda: f"{dst_scope.where(dst)}, connected from {src_scope.where(src_port)}")
-            s.unify_shapes(dst_scope.port(dst), src_scope.port(src_port), where)
-            s.unify_elems(dst_scope.elem(dst), src_scope.elem(src_port), where)
+            (dst_shape, dst_elem), (src_shape, src_elem) = (
+                dst_scope._port_cells(dst), src_scope._port_cells(src_port))
+            s.unify_shapes(dst_shape, src_shape, where)
+            s.unify_elems(dst_elem, src_elem, where)
 
         def visit(name: str, layer: Layer, fed: dict[str, tuple[Scope, str]]) -> dict:
             child = scope.child(name, layer)

@@ -133,12 +133,13 @@ class _Rule:
     moved: tuple[int, ...] = ()
 
     def arguments(self) -> tuple:
-        if not self.moved:
-            return self.args
-        args = list(self.args)
-        for i in self.moved:
-            args[i] = args[i].moved(self.context)
-        return tuple(args)
+        """``args``, their provenance moved to ``context`` (once, on the first run)."""
+        if self.moved:
+            args = list(self.args)
+            for i in self.moved:
+                args[i] = args[i].moved(self.context)
+            self.args, self.moved = tuple(args), ()
+        return self.args
 
 
 def _call_run(solver: "Solver", base: int, run: Callable[[], None], default: object) -> None:
