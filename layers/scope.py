@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import count, islice
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
@@ -64,12 +64,6 @@ class At:
 
     def __format__(self, spec: str) -> str:
         return format(self(), spec)
-
-    def __eq__(self, other: object) -> bool:
-        return str(self) == str(other)
-
-    def __hash__(self) -> int:
-        return hash(str(self))
 
     def moved(self, scope: "Scope") -> "At":
         return At(scope, self.port, self.what)
@@ -333,10 +327,13 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     thousands of repeated layers.
     """
     cells = scope._cells
-    key = layer.__dict__.get("_constraints_id", _UNSET)
-    if key is _UNSET:  # memoised: a layer is immutable (``Layer._set`` forgets it)
+    memo = layer.__dict__.get("_constraints_id")
+    if memo is not None and memo[0] is _PROCESS:
+        key = memo[1]
+    else:  # memoised: a layer is immutable (``Layer._set`` forgets it); a copy made by
+        # pickle or deepcopy holds another marker and computes it again
         key = constraints_id(layer)
-        object.__setattr__(layer, "_constraints_id", key)
+        object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
     template = cells.templates.get(key) if key is not None else None
     if template is not None:
         offset = cells.solver.instantiate(template.snapshot, scope)
@@ -405,7 +402,7 @@ _NOT_CONSTRAINTS = frozenset({"origin", "_inference", "initializers", "regulariz
 
 
 _MAPPINGS = (dict, MappingProxyType)
-_UNSET = object()
+_PROCESS = object()  # marks the numbers of this process's _IDS
 _IDS: dict[tuple, int] = {}  # template key -> a number (never reused)
 
 
@@ -530,6 +527,9 @@ def infer(layer: "Layer") -> Inference:
             raise
         raise type(err)(err.message + "".join(notes), hint=err.hint) from err
     s = cells.solver.solved()
-    return Inference(
-        _Solved(cells.ports, lambda pair: PortType(s.resolve_shape(pair[0]), s.resolve_elem(pair[1]))),
-        _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run)
+    return Inference(_Solved(cells.ports, partial(_port_type, s)),
+                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run)
+
+
+def _port_type(solver: Solver, cells: tuple[int, int]) -> PortType:
+    return PortType(solver.resolve_shape(cells[0]), solver.resolve_elem(cells[1]))
