@@ -9,10 +9,11 @@ Rows (issue "Scale"):
    layers, in microseconds per layer (goal <= 10 us at 100k, linear), for a NetChain of
    alternating LinearLayer(8) / Tanh and for a wide DAG of blocks (one input fanned out to 8
    LinearLayer(8), joined by a ThreadingLayer("Plus"), then a Tanh); and the first ``net(x)``
-   (initialise, lower, compile, run) of the 1k chain (at 10k layers XLA alone compiles for
-   minutes: that is row 3's subject, so larger nets measure inference only).
+   (build, initialise, lower, compile, run) of the 1k and 10k chains (the 100k nets measure
+   inference only).
 3. First call (trace + compile + run) of a chain of K identical (Linear(64), Tanh) blocks:
-   compile(K) / compile(10) (goal <= 2 at K = 1000).
+   compile(K) / compile(10) (goal <= 2 at K = 1000); the blocks are one lax.scan, and the
+   reference is the same chain lowered unrolled (``ng.lower(net, scan_blocks=False)``).
 4. Export: ``ng.export`` + ``jax.export.deserialize`` + first call, vs the first call of
    ``net(x)`` on the same data.
 
@@ -90,7 +91,8 @@ def _per_layer(build, n: int) -> tuple[float, float]:
 
 
 def first_call(sizes: list[int]) -> dict:
-    """n -> seconds of build + NetInitialize + the first ``net(x)`` of the n-layer chain."""
+    """n -> seconds of build + NetInitialize + the first ``net(x)`` of the n-layer chain
+    (its repeated blocks are one ``lax.scan``: row 3)."""
     out = {}
     x = np.ones(8, np.float32)
     for n in sizes:
@@ -101,17 +103,31 @@ def first_call(sizes: list[int]) -> dict:
     return out
 
 
-def compile_time(blocks: list[int]) -> dict:
-    out = {}
+def _pairs_chain(k: int) -> ng.Layer:
+    layers = []
+    for _ in range(k):
+        layers += [ng.LinearLayer(64), ng.ElementwiseLayer("Tanh")]
+    return ng.NetInitialize(ng.NetChain(layers, Input=64), seed=0)
+
+
+def compile_time(blocks: list[int], unrolled: list[int]) -> dict:
+    """First call of ``net(x)`` (repeated blocks lowered as one lax.scan) per block count,
+    and the same net lowered unrolled (``ng.lower(net, scan_blocks=False)``, jitted) for
+    the counts in ``unrolled`` - the reference."""
     x = np.ones(64, np.float32)
+    out: dict = {"scan": {}, "unrolled": {}}
+    _pairs_chain(2)(x)  # JAX's own first-compile costs are no block's
     for k in blocks:
-        layers = []
-        for _ in range(k):
-            layers += [ng.LinearLayer(64), ng.ElementwiseLayer("Tanh")]
-        net = ng.NetInitialize(ng.NetChain(layers, Input=64), seed=0)
+        net = _pairs_chain(k)
         t = time.perf_counter()
         net(x)
-        out[k] = time.perf_counter() - t
+        out["scan"][k] = time.perf_counter() - t
+    for k in unrolled:
+        net = _pairs_chain(k)
+        apply = ng.lower(net, scan_blocks=False)
+        t = time.perf_counter()
+        np.asarray(jax.jit(lambda p, v: apply(p, {"Input": v})["Output"])(ng.params_of(net), x))
+        out["unrolled"][k] = time.perf_counter() - t
     return out
 
 
@@ -146,12 +162,13 @@ def main() -> None:
     inference = inference_per_layer([1000, 10000] if quick else [1000, 10000, 100000])
     print("2. inference: " + ", ".join(f"{kind} {n // 1000}k layers {wall:.1f} us/layer "
                                        f"(CPU {cpu:.1f})" for (kind, n), (wall, cpu) in inference.items()))
-    firsts = first_call([1000])  # 10k layers: XLA alone compiles for minutes
+    firsts = first_call([1000] if quick else [1000, 10000])
     print("   first net(x) of the chain: " + ", ".join(f"{n // 1000}k layers {s:.1f} s"
                                                      for n, s in firsts.items()))
-    compiles = compile_time([10, 50] if quick else [10, 100, 400])
-    base = compiles[10]
-    print("3. first call: " + ", ".join(f"K={k} {s:.2f} s ({s / base:.1f}x K=10)" for k, s in compiles.items()))
+    compiles = compile_time([10, 100, 1000], [10, 100] if quick else [10, 100, 400])
+    base = compiles["scan"][10]
+    print("3. first call: " + ", ".join(f"K={k} {s:.2f} s ({s / base:.2f}x K=10)" for k, s in compiles["scan"].items())
+          + "; unrolled: " + ", ".join(f"K={k} {s:.2f} s" for k, s in compiles["unrolled"].items()))
     exported = export_round_trip()
     print(f"4. export + deserialize + first call {exported['round_trip_s']:.2f} s "
           f"({exported['bytes'] / 1024:.0f} KiB) vs first net(x) {exported['first_net_call_s']:.2f} s")
