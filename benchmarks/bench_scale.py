@@ -5,8 +5,12 @@ Rows (issue "Scale"):
 
 1. ``net(x)`` on an already-seen input signature vs the jitted lowered function with NumPy in
    and out (the reference): the overhead in microseconds (goal <= 10 us).
-2. Shape inference of a NetChain of (Linear, Tanh) pairs: microseconds per layer at 1k / 4k
-   layers (goal <= 10 us at 100k, linear).
+2. Shape inference: building a net (construction + shape inference) of 1k / 10k / 100k
+   layers, in microseconds per layer (goal <= 10 us at 100k, linear), for a NetChain of
+   alternating LinearLayer(8) / Tanh and for a wide DAG of blocks (one input fanned out to 8
+   LinearLayer(8), joined by a ThreadingLayer("Plus"), then a Tanh); and the first ``net(x)``
+   (build, initialise, lower, compile, run) of the 1k and 10k chains (the 100k nets measure
+   inference only).
 3. First call (trace + compile + run) of a chain of K identical (Linear(64), Tanh) blocks:
    compile(K) / compile(10) (goal <= 2 at K = 1000); the blocks are one lax.scan, and the
    reference is the same chain lowered unrolled (``ng.lower(net, scan_blocks=False)``).
@@ -50,13 +54,52 @@ def call_overhead(reps: int) -> dict:
             "ratio": paired_ratio(timed["net(x)"]["samples"], timed["jit(lower(net))"]["samples"])}
 
 
+def chain_layers(n: int) -> list:
+    return [ng.LinearLayer(8) if i % 2 == 0 else ng.ElementwiseLayer("Tanh") for i in range(n)]
+
+
+def wide_dag(n: int, width: int = 8) -> tuple[dict, list]:
+    """About ``n`` layers: blocks of ``width`` parallel LinearLayer(8) fed by one port and
+    summed by a ThreadingLayer("Plus"), then a Tanh; the blocks follow one another."""
+    layers, connections, previous = {}, [], ng.NetPort("Input")
+    for b in range(max(1, n // (width + 2))):
+        branches = [f"b{b}.{j}" for j in range(width)]
+        layers.update({name: ng.LinearLayer(8) for name in branches})
+        layers[f"b{b}.plus"], layers[f"b{b}.tanh"] = ng.ThreadingLayer("Plus"), ng.ElementwiseLayer("Tanh")
+        connections += [(previous, branches), (branches, f"b{b}.plus"), (f"b{b}.plus", f"b{b}.tanh")]
+        previous = f"b{b}.tanh"
+    return layers, connections
+
+
 def inference_per_layer(sizes: list[int]) -> dict:
+    """(kind, n) -> (wall, CPU) microseconds per layer to build the net (construction and
+    inference); the layers themselves are made before the clock starts. CPU time is the
+    steadier figure on a shared machine."""
     out = {}
     for n in sizes:
-        layers = [ng.LinearLayer(8) if i % 2 == 0 else ng.ElementwiseLayer("Tanh") for i in range(n)]
+        layers = chain_layers(n)
+        out["chain", n] = _per_layer(lambda: ng.NetChain(layers, Input=8), n)
+        nodes, connections = wide_dag(n)
+        out["wide DAG", n] = _per_layer(lambda: ng.NetGraph(nodes, connections, Input=8), len(nodes))
+    return out
+
+
+def _per_layer(build, n: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    build()
+    return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+
+def first_call(sizes: list[int]) -> dict:
+    """n -> seconds of build + NetInitialize + the first ``net(x)`` of the n-layer chain
+    (its repeated blocks are one ``lax.scan``: row 3)."""
+    out = {}
+    x = np.ones(8, np.float32)
+    for n in sizes:
+        layers = chain_layers(n)
         t = time.perf_counter()
-        ng.NetChain(layers, Input=8)
-        out[n] = (time.perf_counter() - t) / n * 1e6
+        np.asarray(ng.NetInitialize(ng.NetChain(layers, Input=8), seed=0)(x))
+        out[n] = time.perf_counter() - t
     return out
 
 
@@ -116,8 +159,12 @@ def main() -> None:
     calls = call_overhead(5 if quick else 15)
     print(f"1. net(x) {calls['net_us']:.1f} us, jit(lower(net)) with NumPy in/out "
           f"{calls['jit_us']:.1f} us: overhead {calls['overhead_us']:.1f} us (ratio {calls['ratio']:.2f})")
-    inference = inference_per_layer([1000] if quick else [1000, 4000])
-    print("2. inference: " + ", ".join(f"{n} layers {us:.0f} us/layer" for n, us in inference.items()))
+    inference = inference_per_layer([1000, 10000] if quick else [1000, 10000, 100000])
+    print("2. inference: " + ", ".join(f"{kind} {n // 1000}k layers {wall:.1f} us/layer "
+                                       f"(CPU {cpu:.1f})" for (kind, n), (wall, cpu) in inference.items()))
+    firsts = first_call([1000] if quick else [1000, 10000])
+    print("   first net(x) of the chain: " + ", ".join(f"{n // 1000}k layers {s:.1f} s"
+                                                     for n, s in firsts.items()))
     compiles = compile_time([10, 100, 1000], [10, 100] if quick else [10, 100, 400])
     base = compiles["scan"][10]
     print("3. first call: " + ", ".join(f"K={k} {s:.2f} s ({s / base:.2f}x K=10)" for k, s in compiles["scan"].items())

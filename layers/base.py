@@ -204,6 +204,8 @@ class Layer(abc.ABC):
             if name not in self._fields:
                 raise AttributeError(f"{type(self).__name__} has no field {name!r}.")
             object.__setattr__(self, name, value)
+        if "_inference" not in fields or len(fields) > 1:  # what layers.scope.constrain memoised
+            self.__dict__.pop("_constraints_id", None)
 
     # ------------------------------------------------------------------ construction
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -346,9 +348,9 @@ class Layer(abc.ABC):
         """A copy with some options, arrays or port specs replaced (validated again)."""
         new = object.__new__(type(self))
         # every field but the inferred types; what evaluating this net cached
-        # (``_evaluation``, not a field) is not copied either
-        new._set(**{**{k: v for k, v in self.__dict__.items() if k != "_evaluation"},
-                    "_inference": None})
+        # (``_evaluation``) and inference memoised (``_constraints_id``), not fields, neither
+        new._set(**{**{k: v for k, v in self.__dict__.items()
+                       if k not in ("_evaluation", "_constraints_id")}, "_inference": None})
         if options:
             new._set(options=new._validate({**self.options.model_dump(), **options}))
         if port_specs is not None:

@@ -10,13 +10,20 @@ nested net is one solver run.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from functools import lru_cache, partial
+from itertools import count, islice
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from ..shapes import PortSpec, Restricted, Solver
 from ..errors import NetGraphError, ShapeMismatchError
 from ..shapes.porttype import PortType
-from ..shapes.solver import Origin
+from ..shapes.solver import Origin, Snapshot
 
 if TYPE_CHECKING:
     from .base import Layer
@@ -28,16 +35,95 @@ def show_path(path: Path) -> str:
     return "/".join(path) if path else "net"
 
 
+class At:
+    """A place in a net, spelled only when a message needs it (``str(at)`` or ``at()``):
+
+    * ``At(scope, port, what)``: ``port "Input" of enc/proj (LinearLayer[8])``;
+    * ``At(scope)``: ``enc/proj (LinearLayer[8])``;
+    * ``At(scope, name, "given array")``: ``the given array "Weights" of enc/proj``.
+
+    Building messages eagerly for every port of every layer was most of the time of shape
+    inference; an ``At`` costs one small object. ``moved`` re-states it for another scope
+    (a copied template, see :func:`constrain`).
+    """
+
+    __slots__ = ("scope", "port", "what")
+
+    def __init__(self, scope: "Scope", port: str | None = None, what: str = "port") -> None:
+        self.scope, self.port, self.what = scope, port, what
+
+    def __call__(self) -> str:
+        path = show_path(self.scope.path)
+        if self.port is None:
+            return f"{path} ({self.scope.layer.describe()})"
+        if self.what == "given array":
+            return f'the given array "{self.port}" of {path}'
+        return f'{self.what} "{self.port}" of {path} ({self.scope.layer.describe()})'
+
+    __str__ = __call__
+
+    def __format__(self, spec: str) -> str:
+        return format(self(), spec)
+
+    def moved(self, scope: "Scope") -> "At":
+        return At(scope, self.port, self.what)
+
+
+class ScopeOrigin:
+    """An :class:`~shapes.solver.Origin` spelled on demand: ``what`` is the :class:`At` of a
+    port of the layer at ``scope``, ``site`` that layer's ``file:line``."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: At) -> None:
+        self.at = at
+
+    @property
+    def what(self) -> At:
+        return self.at
+
+    @property
+    def site(self) -> str | None:
+        return self.at.scope.layer.origin
+
+    def __str__(self) -> str:
+        return str(Origin(str(self.at), self.site))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (Origin, ScopeOrigin)) and (
+            (str(self.what), self.site) == (str(other.what), other.site))
+
+    def __hash__(self) -> int:
+        return hash((str(self.what), self.site))
+
+    def moved(self, scope: "Scope") -> "ScopeOrigin":
+        at = self.at
+        return ScopeOrigin(At(scope, at.port, at.what))
+
+
+@dataclass(frozen=True)
+class _Template:
+    """What collecting one layer's constraints created (see :func:`constrain`)."""
+
+    snapshot: Snapshot
+    ports: tuple[tuple[str, int, int], ...]
+    arrays: tuple[tuple[str, int], ...]
+
+
 @dataclass
 class _Cells:
     solver: Solver = field(default_factory=Solver)
     ports: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
     arrays: dict[tuple[Path, str], int] = field(default_factory=dict)
     shared_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    templates: dict[tuple, _Template | None] = field(default_factory=dict)
+    templates_run: int = 0  # templates run (not copied): what the scale tests count
 
 
 class Scope:
     """The cells of one layer at ``path``, by local port and array names."""
+
+    __slots__ = ("_cells", "path", "layer", "solver")
 
     def __init__(self, cells: _Cells, path: Path, layer: "Layer") -> None:
         self._cells = cells
@@ -50,10 +136,11 @@ class Scope:
 
     # ------------------------------------------------------------------------ cells
     def _port_cells(self, name: str) -> tuple[int, int]:
-        key = (self.path, name)
-        if key not in self._cells.ports:
-            self._cells.ports[key] = (self.solver.new_shape(), self.solver.new_elem())
-        return self._cells.ports[key]
+        ports, key = self._cells.ports, (self.path, name)
+        cells = ports.get(key)
+        if cells is None:
+            cells = ports[key] = (self.solver.new_shape(), self.solver.new_elem())
+        return cells
 
     def port(self, name: str) -> int:
         """The shape cell of port ``name``."""
@@ -71,13 +158,12 @@ class Scope:
         return self._cells.arrays[key]
 
     # ------------------------------------------------------------------ descriptions
-    def where(self, port: str, what: str = "port") -> str:
-        return f'{what} "{port}" of {show_path(self.path)} ({self.layer.describe()})'
+    def where(self, port: str, what: str = "port") -> At:
+        """``port "Input" of enc (LinearLayer[8])``, spelled when an error needs it."""
+        return At(self, port, what)
 
     def origin(self, port: str | None = None, what: str = "port") -> Origin:
-        if port is None:
-            return Origin(f"{show_path(self.path)} ({self.layer.describe()})", self.layer.origin)
-        return Origin(self.where(port, what), self.layer.origin)
+        return ScopeOrigin(At(self, port, what))
 
     # ------------------------------------------------------------------- constraints
     def dims(self, port: str, rank: int) -> tuple[int, ...]:
@@ -232,13 +318,69 @@ class Scope:
 
 
 def constrain(layer: "Layer", scope: Scope) -> None:
-    """Collect all constraints of ``layer``: its declared ports, given arrays and template."""
+    """Collect all constraints of ``layer``: its declared ports, given arrays and template.
+
+    Layers that are equal values (same type, options, port specs, array shapes; see
+    :func:`template_key`) state the same constraints: the first one runs its template, the
+    others copy the cells and rules it created (:meth:`Solver.instantiate`), with their own
+    paths and sites as provenance. That keeps inference linear and cheap on nets of
+    thousands of repeated layers.
+    """
+    cells = scope._cells
+    memo = layer.__dict__.get("_constraints_id")
+    if memo is not None and memo[0] is _PROCESS:
+        key = memo[1]
+    else:  # memoised: a layer is immutable (``Layer._set`` forgets it); a copy made by
+        # pickle or deepcopy holds another marker and computes it again
+        key = constraints_id(layer)
+        object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
+    template = cells.templates.get(key) if key is not None else None
+    if template is not None:
+        offset = cells.solver.instantiate(template.snapshot, scope)
+        path = scope.path
+        for name, shape, elem in template.ports:
+            cells.ports[(path, name)] = (shape + offset, elem + offset)
+        for name, shape in template.arrays:
+            cells.arrays[(path, name)] = shape + offset
+        return
+    if key is None or key in cells.templates:  # not cacheable, or not copyable
+        _collect(layer, scope)
+        return
+    mark = cells.solver.mark()
+    ports, arrays = len(cells.ports), len(cells.arrays)
+    _collect(layer, scope)
+    cells.templates[key] = _template(scope, mark, ports, arrays)
+
+
+def _template(scope: Scope, mark: tuple[int, int, int], ports: int, arrays: int) -> _Template | None:
+    """The template of the layer at ``scope`` whose constraints were collected since ``mark``
+    (the dict sizes ``ports`` and ``arrays`` before), or None if it cannot be copied."""
+    cells, path = scope._cells, scope.path
+    new_ports = _last(cells.ports, len(cells.ports) - ports)
+    new_arrays = _last(cells.arrays, len(cells.arrays) - arrays)
+    if any(p != path for (p, _), _ in (*new_ports, *new_arrays)):
+        return None
+    ids = [c for _, pair in new_ports for c in pair] + [c for _, c in new_arrays]
+    snapshot = cells.solver.snapshot(mark, ids)
+    if snapshot is None:
+        return None
+    return _Template(snapshot, tuple((n, a, b) for (_, n), (a, b) in new_ports),
+                     tuple((n, c) for (_, n), c in new_arrays))
+
+
+def _last(table: dict, count: int) -> list:
+    """The last ``count`` items of ``table``, in order (without walking the others)."""
+    return list(islice(reversed(table.items()), count))[::-1]
+
+
+def _collect(layer: "Layer", scope: Scope) -> None:
+    scope._cells.templates_run += 1
     for name, spec in layer.port_specs.items():
         scope.declare(name, spec, scope.origin(name, "declared port"))
     for name, arr in layer.arrays.items():
         if arr is not None:
             dims = scope.array_dims(name, arr.ndim)
-            origin = Origin(f'the given array "{name}" of {show_path(scope.path)}', layer.origin)
+            origin = scope.origin(name, "given array")
             for i, (cell, size) in enumerate(zip(dims, arr.shape)):
                 scope.solver.bind_dim(
                     cell, int(size), origin, f"dimension {i + 1} of {scope.where(name, 'array')}"
@@ -246,7 +388,7 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     layer.template(scope)
     for name, shared in getattr(layer, "shared", {}).items():
         scope._cells.shared_users.setdefault(shared, []).append(
-            (scope.where(name, "array"), f"{show_path(scope.path)} ({layer.describe()})"))
+            (str(scope.where(name, "array")), f"{show_path(scope.path)} ({layer.describe()})"))
         key = ((), f"SharedArrays/{shared}")
         if key not in scope._cells.arrays:
             scope._cells.arrays[key] = scope.solver.new_shape()
@@ -254,12 +396,109 @@ def constrain(layer: "Layer", scope: Scope) -> None:
                                   f'the shared array NetArray("{shared}") used as {scope.where(name, "array")}')
 
 
+# Fields of a layer that do not enter its constraints.
+_NOT_CONSTRAINTS = frozenset({"origin", "_inference", "initializers", "regularizers",
+                              "constraints", "activity_regularizer"})
+
+
+_MAPPINGS = (dict, MappingProxyType)
+_PROCESS = object()  # marks the numbers of this process's _IDS
+_IDS: dict[tuple, int] = {}  # template key -> a number (never reused)
+
+
+def constraints_id(layer: "Layer") -> int | None:
+    """A number, the same for layers whose :func:`template_key` is equal (None if none)."""
+    key = template_key(layer)
+    if key is None:
+        return None
+    try:
+        found = _IDS.get(key)
+    except TypeError:  # an unhashable option
+        return None
+    if found is None:
+        if len(_IDS) > 100_000:  # bounded; forgetting only loses sharing
+            _IDS.clear()
+        found = _IDS[key] = _next_id()
+    return found
+
+
+_counter = count()
+
+
+def _next_id() -> int:
+    return next(_counter)
+
+
+@lru_cache(maxsize=None)
+def _key_fields(cls: type) -> tuple[str, ...]:
+    return tuple(sorted(cls._fields - _NOT_CONSTRAINTS))
+
+
+def template_key(layer: "Layer") -> tuple | None:
+    """A hashable value, equal for two layers that state the same constraints (only their
+    provenance differs), or None when ``layer``'s cannot be copied: layers holding sub-nets
+    or shared arrays, or with an unhashable field."""
+    if layer.shared or layer.children():
+        return None
+    parts: list[Any] = [type(layer)]
+    for name in _key_fields(type(layer)):
+        value = getattr(layer, name)
+        if name == "arrays":  # only their shapes are constraints
+            value = tuple((k, None if a is None else a.shape) for k, a in value.items())
+        elif type(value) in _MAPPINGS or isinstance(value, Mapping):
+            value = tuple(value.items())
+        elif isinstance(value, np.ndarray):
+            return None
+        parts.append(value)
+    return tuple(parts)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a net is built and solved.
+
+    Building a net of 100,000 layers allocates millions of long-lived objects; each
+    generational collection would traverse them again (construction time grew faster than
+    the net). Reference counting still frees everything; the collector resumes after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Solved(Mapping):
+    """Cells read out as solved types on first access (a net of 100,000 layers has 400,000
+    ports; most are never looked at one by one)."""
+
+    def __init__(self, cells: Mapping[Any, Any], read: Callable[[Any], Any]) -> None:
+        self._cells, self._read, self._done = cells, read, {}
+
+    def __getitem__(self, key: Any) -> Any:
+        done = self._done.get(key, self)
+        if done is self:
+            done = self._done[key] = self._read(self._cells[key])
+        return done
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+
 @dataclass(frozen=True)
 class Inference:
     """The solved types of every port and array of a net, keyed by path."""
 
-    ports: dict[tuple[Path, str], PortType]
-    arrays: dict[tuple[Path, str], tuple | None]
+    ports: Mapping[tuple[Path, str], PortType]
+    arrays: Mapping[tuple[Path, str], tuple | None]
+    steps: int = 0
+    templates_run: int = 0
+    """Rule runs of the solver and templates run (not copied): linear in a net's size."""
 
     def port(self, path: Path, name: str) -> PortType:
         return self.ports[(path, name)]
@@ -273,10 +512,11 @@ def infer(layer: "Layer") -> Inference:
     cells = _Cells()
     root = Scope(cells, (), layer)
     try:
-        constrain(layer, root)
-        for name in (*layer.input_names, *layer.output_names):
-            root.port(name)
-        cells.solver.solve()
+        with collector_paused():
+            constrain(layer, root)
+            for name in (*layer.input_names, *layer.output_names):
+                root.port(name)
+            cells.solver.solve()
     except NetGraphError as err:
         notes = [  # a conflict between users of one shared array: say which array they share
             f'\n  note: {", ".join(a for a, _ in users)} are one shared array, NetArray("{name}")'
@@ -286,10 +526,10 @@ def infer(layer: "Layer") -> Inference:
         if not notes:
             raise
         raise type(err)(err.message + "".join(notes), hint=err.hint) from err
-    s = cells.solver
-    ports = {
-        key: PortType(s.resolve_shape(shape), s.resolve_elem(elem))
-        for key, (shape, elem) in cells.ports.items()
-    }
-    arrays = {key: s.resolve_shape(shape) for key, shape in cells.arrays.items()}
-    return Inference(ports, arrays)
+    s = cells.solver.solved()
+    return Inference(_Solved(cells.ports, partial(_port_type, s)),
+                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run)
+
+
+def _port_type(solver: Solver, cells: tuple[int, int]) -> PortType:
+    return PortType(solver.resolve_shape(cells[0]), solver.resolve_elem(cells[1]))

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from .layers.base import Layer, LayerOptions, shared_values, user_site
 from .layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
 from .layers.linear import LinearLayer
-from .layers.scope import Scope, constrain, show_path
+from .layers.scope import Scope, collector_paused, constrain, show_path
 from .layers.tree import child_name
 from .layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
 from .shapes import parse_port_spec
@@ -188,6 +188,7 @@ class NetGraph(Layer):
     class Options(LayerOptions):
         pass
 
+    @collector_paused()  # see collector_paused: big nets are many small objects
     def __init__(self, layers: Any, connections: Iterable[Any] = (), **port_shapes: Any) -> None:
         nodes = _named_layers(layers)
         self._assemble(nodes, self._parse(nodes, connections), port_shapes)
@@ -349,7 +350,8 @@ class NetGraph(Layer):
         """A graph over an already built IR (see :meth:`GraphIR.from_edges`), with optional
         port shapes in user spelling."""
         new = object.__new__(cls)
-        new._set_ir(ir, port_shapes or {})
+        with collector_paused():
+            new._set_ir(ir, port_shapes or {})
         return new
 
     @classmethod
@@ -378,8 +380,10 @@ class NetGraph(Layer):
         def join(dst_scope: Scope, dst: str, src: tuple[Scope, str]) -> None:
             src_scope, src_port = src
             where = (lambda: f"{dst_scope.where(dst)}, connected from {src_scope.where(src_port)}")
-            s.unify_shapes(dst_scope.port(dst), src_scope.port(src_port), where)
-            s.unify_elems(dst_scope.elem(dst), src_scope.elem(src_port), where)
+            (dst_shape, dst_elem), (src_shape, src_elem) = (
+                dst_scope._port_cells(dst), src_scope._port_cells(src_port))
+            s.unify_shapes(dst_shape, src_shape, where)
+            s.unify_elems(dst_elem, src_elem, where)
 
         def visit(name: str, layer: Layer, fed: dict[str, tuple[Scope, str]]) -> dict:
             child = scope.child(name, layer)
@@ -432,6 +436,7 @@ class NetChain(NetGraph):
     first input. Every layer but the first has one input, every layer but the last one
     output. Ports: the first layer's inputs and the last layer's outputs."""
 
+    @collector_paused()
     def __init__(self, layers: Any, **port_shapes: Any) -> None:
         nodes = _named_layers(layers)
         names = list(nodes)

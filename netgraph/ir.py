@@ -9,7 +9,8 @@ A :class:`GraphIR` is a frozen edge table over named nodes:
 * ``muted``: layer outputs that are deliberately not graph outputs;
 * ``inputs`` / ``outputs``: the graph's port names, in order;
 * ``order``: a topological order of the nodes (declaration order breaks ties), and ``dag``
-  the networkx node graph it came from.
+  the networkx node graph (built on first use: most nets are declared in topological order,
+  which a single pass over the edges confirms, and never need it).
 
 :meth:`GraphIR.from_edges` is the public constructor: it checks an edge table against the
 nodes' ports, completes it (a dangling input becomes a graph input named after its port, a
@@ -21,7 +22,8 @@ edges in topological order) or reads the table directly; reachability is network
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from functools import cached_property
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
 
 import networkx as nx
 
@@ -31,9 +33,9 @@ from .layers.base import Layer
 V = TypeVar("V")
 
 
-@dataclass(frozen=True)
-class PortRef:
-    """A port in a graph: ``node`` None means the graph's own port."""
+class PortRef(NamedTuple):
+    """A port in a graph: ``node`` None means the graph's own port. (A named tuple: hashed
+    and compared in C, millions of times in a big net.)"""
 
     node: str | None
     port: str
@@ -52,7 +54,6 @@ class GraphIR:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     order: tuple[str, ...]
-    dag: nx.DiGraph
 
     @classmethod
     def from_edges(cls, nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
@@ -63,14 +64,18 @@ class GraphIR:
         edges = dict(edges)
         muted = frozenset(muted)
         _check_refs(nodes, edges, muted)
-        dag = nx.DiGraph()
-        dag.add_nodes_from(nodes)
-        dag.add_edges_from((src.node, dst.node) for dst, src in edges.items()
-                           if dst.node is not None and src.node is not None)
-        order = _topological_order(dag, nodes)  # a cycle is reported before missing outputs
+        order, dag = _topological_order(nodes, edges)  # a cycle is reported before missing outputs
         inputs = _complete_inputs(nodes, edges)
         outputs = _complete_outputs(nodes, edges, muted, inputs)
-        return cls(nodes, edges, muted, inputs, outputs, order, dag)
+        ir = cls(nodes, edges, muted, inputs, outputs, order)
+        if dag is not None:
+            ir.__dict__["dag"] = dag
+        return ir
+
+    @cached_property
+    def dag(self) -> nx.DiGraph:
+        """The node graph: an edge from each producer to each consumer."""
+        return _node_graph(self.nodes, self.edges)
 
     def with_nodes(self, nodes: Mapping[str, Layer]) -> "GraphIR":
         """The same wiring over other layers (ports are checked again)."""
@@ -82,7 +87,8 @@ class GraphIR:
 
     def feeds(self, name: str) -> dict[str, PortRef]:
         """Input port -> producer, for one node."""
-        return {p: self.edges[PortRef(name, p)] for p in self.nodes[name].input_names}
+        edges = self.edges
+        return {p: edges[(name, p)] for p in self.nodes[name].input_names}
 
     def upstream(self, names: Iterable[str]) -> set[str]:
         """``names`` and every node they depend on."""
@@ -110,15 +116,16 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
     Returns graph output name -> value, or, when ``outputs`` names ports, PortRef -> value
     (a graph output ref gives the value of its producer).
     """
-    values: dict[PortRef, V] = {PortRef(None, n): v for n, v in inputs.items()}
+    values: dict[tuple, V] = {PortRef(None, n): v for n, v in inputs.items()}
     subset = None if nodes is None else set(nodes)
+    edges, table = ir.edges, ir.nodes
     for name in ir.order:
         if subset is not None and name not in subset:
             continue
-        layer = ir.nodes[name]
-        fed = {port: values[src] for port, src in ir.feeds(name).items()}
+        layer = table[name]  # (name, port) tuples are equal to PortRefs, and cheaper
+        fed = {port: values[edges[(name, port)]] for port in layer.input_names}
         for port, value in visit(name, layer, fed).items():
-            values[PortRef(name, port)] = value
+            values[(name, port)] = value
     if outputs is None:
         return {n: values[ir.edges[PortRef(None, n)]] for n in ir.outputs}
     return {ref: values[ir.edges[ref] if ref.node is None else ref] for ref in outputs}
@@ -148,17 +155,16 @@ def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], mu
 
 
 def _complete_inputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
-    inputs: list[str] = []
+    inputs: dict[str, None] = {}  # an ordered set
     for src in edges.values():
-        if src.node is None and src.port not in inputs:
-            inputs.append(src.port)
+        if src.node is None:
+            inputs[src.port] = None
     for name, layer in nodes.items():
         for port in layer.input_names:
             ref = PortRef(name, port)
             if ref not in edges:
                 edges[ref] = PortRef(None, port)
-                if port not in inputs:
-                    inputs.append(port)
+                inputs[port] = None
     return tuple(inputs)
 
 
@@ -176,14 +182,15 @@ def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
     counts: dict[str, int] = {}
     for ref in dangling:
         counts[ref.port] = counts.get(ref.port, 0) + 1
-    outputs = list(explicit)
+    outputs = dict.fromkeys(explicit)  # an ordered set
+    taken = set(inputs)
     seen: dict[str, int] = {}
     for ref in dangling:
         name = ref.port
         if counts[name] > 1:
             seen[name] = seen.get(name, 0) + 1
             name = f"{name}{seen[name]}"
-        if name in outputs or name in inputs:
+        if name in outputs or name in taken:
             raise NetConnectionError(
                 f"Cannot use integer suffix to automatically disambiguate multiple dangling "
                 f"output ports with name {ref.port!r} because of existing port with name {name!r}."
@@ -192,18 +199,34 @@ def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
                 hint="connect it to a named NetPort, or mute it with (NetPort(layer, port), None).",
             )
         edges[PortRef(None, name)] = ref
-        outputs.append(name)
+        outputs[name] = None
     if not outputs:
         raise NetConnectionError("the net has no output port: every output is consumed or muted.")
     return tuple(outputs)
 
 
-def _topological_order(dag: nx.DiGraph, nodes: Mapping[str, Layer]) -> tuple[str, ...]:
+def _node_graph(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]) -> nx.DiGraph:
+    dag = nx.DiGraph()
+    dag.add_nodes_from(nodes)
+    dag.add_edges_from((src.node, dst.node) for dst, src in edges.items()
+                       if dst.node is not None and src.node is not None)
+    return dag
+
+
+def _topological_order(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]
+                       ) -> tuple[tuple[str, ...], nx.DiGraph | None]:
+    """The lexicographic topological order (declaration order breaks ties), and the node
+    graph if it was needed. When every edge runs forward in declaration order, that order
+    is the answer (the smallest node left is always ready); one pass over the edges shows it."""
+    position = {name: i for i, name in enumerate(nodes)}
+    if all(position[src.node] < position[dst.node] for dst, src in edges.items()
+           if dst.node is not None and src.node is not None):
+        return tuple(nodes), None
+    dag = _node_graph(nodes, edges)
     try:
         cycle = nx.find_cycle(dag)
     except nx.NetworkXNoCycle:
-        position = {name: i for i, name in enumerate(nodes)}
-        return tuple(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+        return tuple(nx.lexicographical_topological_sort(dag, key=position.__getitem__)), dag
     names = [a for a, _ in cycle] + [cycle[0][0]]
     raise CycleError(
         "The connectivity of layers within a NetGraph must be acyclic; found the cycle "

@@ -20,6 +20,7 @@ beats a varying symbol; a symbol beats unknown; two symbols merge into one.
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
@@ -64,20 +65,30 @@ def _show_elem(value: object) -> str:
 
 
 class _Table:
-    """A union-find table whose roots carry a value, an origin and the rules watching them."""
+    """A union-find table whose roots carry a value, an origin and the rules watching them.
+
+    One table holds the dimension, shape and element cells alike (one id space), so that the
+    cells of a layer are one contiguous range (see :meth:`Solver.snapshot`). A cell watched
+    by no rule has ``watch`` None. ``owner`` is the copy (an index into
+    ``Solver._contexts``) whose template origin the cell still holds, or -1: a copied cell
+    shares its template's origin object, re-stated for the copy only when a message shows it.
+    """
 
     def __init__(self) -> None:
         self.parent: list[int] = []
         self.value: list[object] = []
         self.origin: list[Origin | None] = []
-        self.watch: list[set[int]] = []
+        self.owner: list[int] = []
+        self.watch: list[set[int] | None] = []
 
     def new(self, value: object, origin: Origin | None) -> int:
-        self.parent.append(len(self.parent))
+        i = len(self.parent)
+        self.parent.append(i)
         self.value.append(value)
         self.origin.append(origin)
-        self.watch.append(set())
-        return len(self.parent) - 1
+        self.owner.append(-1)
+        self.watch.append(None)
+        return i
 
     def find(self, i: int) -> int:
         root = i
@@ -87,32 +98,93 @@ class _Table:
             self.parent[i], i = root, self.parent[i]
         return root
 
-    def link(self, keep: int, drop: int) -> set[int]:
-        """Make ``keep`` the root of ``drop``'s class; returns the union of their watchers."""
+    def set_origin(self, r: int, origin: Origin | None) -> None:
+        self.origin[r] = origin
+        self.owner[r] = -1
+
+    def link(self, keep: int, drop: int) -> None:
+        """Make ``keep`` the root of ``drop``'s class, watched by the rules of both."""
         self.parent[drop] = keep
-        self.watch[keep] |= self.watch[drop]
-        self.watch[drop] = set()
-        return self.watch[keep]
+        big, small = self.watch[keep], self.watch[drop]
+        if small is None:
+            return
+        if big is None:
+            big = small
+        else:
+            if len(big) < len(small):  # grow the larger set: linear overall
+                big, small = small, big
+            big |= small
+        self.watch[keep] = big
+        self.watch[drop] = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rule:
-    run: Callable[[], None]
-    default: Callable[[], None] | None
+    """``run(solver, base, *args)``; ``base`` is added to the cell ids among ``args`` (0 for a
+    rule installed directly, the offset of the copy for a rule of a copied template), and
+    the provenance among ``args`` is moved to ``context`` (a copy's) when it runs."""
+
+    run: Callable[..., None]
+    default: Callable[..., None] | None
+    args: tuple
+    base: int
+    watched: tuple[int, ...]
+    context: object = None
+    moved: tuple[int, ...] = ()
+
+    def arguments(self) -> tuple:
+        """``args``, their provenance moved to ``context`` (once, on the first run)."""
+        if self.moved:
+            args = list(self.args)
+            for i in self.moved:
+                args[i] = args[i].moved(self.context)
+            self.args, self.moved = tuple(args), ()
+        return self.args
+
+
+def _call_run(solver: "Solver", base: int, run: Callable[[], None], default: object) -> None:
+    run()
+
+
+def _call_default(solver: "Solver", base: int, run: object, default: Callable[[], None]) -> None:
+    default()
+
+
+def movable(value: object) -> bool:
+    """Whether ``value`` is provenance that a copied template re-states for its copy (it has
+    a ``moved(context)`` method, as the lazy descriptions of :mod:`layers.scope` do)."""
+    return hasattr(type(value), "moved")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cells and rules one constraint collection created, relative to its first cell
+    (see :meth:`Solver.snapshot`): what :meth:`Solver.instantiate` copies."""
+
+    first: int
+    parent: tuple[int, ...]
+    value: tuple[object, ...]
+    shapes: tuple[tuple[int, tuple[int, ...]], ...]
+    indexes: tuple[tuple[int, int], ...]
+    symbols: tuple[int, ...]
+    origin: tuple[object, ...]
+    watch: tuple[tuple[int, frozenset[int]], ...]
+    rules: tuple[tuple[_Rule, tuple[int, ...]], ...]
 
 
 class Solver:
     """Collects cells and constraints and solves them to a fixed point."""
 
     def __init__(self) -> None:
-        self._dims = _Table()
-        self._shapes = _Table()
-        self._elems = _Table()
+        self._dims = self._shapes = self._elems = _Table()  # one id space (see _Table)
         self._rules: list[_Rule] = []
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
         self._symbols = 0
+        self._contexts: list[object] = []  # one per copied template (see _Table.owner)
+        self._opaque = 0  # rules that a snapshot cannot copy (closures over cell ids)
         self.changes = 0
+        self.steps = 0  # rule runs: linear in the size of a net (see tests)
 
     # ----------------------------------------------------------------- dimension cells
     def new_dim(self, size: int | None = None, origin: Origin | None = None) -> int:
@@ -127,7 +199,14 @@ class Solver:
         return self._dims.value[self._dims.find(d)]
 
     def dim_origin(self, d: int) -> Origin | None:
-        return self._dims.origin[self._dims.find(d)]
+        return self._origin(self._dims.find(d))
+
+    def _origin(self, r: int) -> Origin | None:
+        """The origin of root ``r``, re-stated for the copy that holds its template's."""
+        t = self._dims
+        owner = t.owner[r]
+        origin = t.origin[r]
+        return origin if owner < 0 or origin is None else origin.moved(self._contexts[owner])  # type: ignore[union-attr]
 
     def same_dim(self, a: int, b: int) -> bool:
         return self._dims.find(a) == self._dims.find(b)
@@ -147,8 +226,8 @@ class Solver:
         if isinstance(va, int) and isinstance(vb, int) and va != vb:
             raise ShapeMismatchError(
                 f"inconsistent size for {_text(where)}\n"
-                f"  expected {va} - set by {t.origin[ra] or 'an earlier constraint'}\n"
-                f"  got      {vb} - set by {t.origin[rb] or 'an earlier constraint'}",
+                f"  expected {va} - set by {self._origin(ra) or 'an earlier constraint'}\n"
+                f"  got      {vb} - set by {self._origin(rb) or 'an earlier constraint'}",
                 hint="make the two sizes agree, or leave one of them Automatic.",
             )
         if isinstance(vb, int) or (va is None and vb is not None):
@@ -170,7 +249,7 @@ class Solver:
         return self._shapes.value[self._shapes.find(s)]
 
     def shape_origin(self, s: int) -> Origin | None:
-        return self._shapes.origin[self._shapes.find(s)]
+        return self._origin(self._shapes.find(s))
 
     def set_rank(self, s: int, rank: int, origin: Origin | None, where: Where) -> tuple[int, ...]:
         """Give ``s`` rank ``rank`` (fresh unknown dimensions) or check that it has it."""
@@ -191,32 +270,38 @@ class Solver:
         va, vb = t.value[ra], t.value[rb]
         if va is None or vb is None:
             keep, drop = (rb, ra) if va is None else (ra, rb)
-            dims = t.value[keep]
-            if dims is not None:
+            dims, watchers = t.value[keep], t.watch[drop]
+            if dims is not None and watchers:
                 for d in dims:
-                    self._watch_dim(d, t.watch[drop])
+                    self._watch_dim(d, watchers)
             self._merge(t, keep, drop)
             return
         if len(va) != len(vb):
-            self._rank_error(where, len(va), t.origin[ra], len(vb), t.origin[rb])
+            self._rank_error(where, len(va), self._origin(ra), len(vb), self._origin(rb))
         t.link(ra, rb)
         for i, (da, db) in enumerate(zip(va, vb)):
             self.unify_dims(da, db, lambda i=i: f"dimension {i + 1} of {_text(where)}")
 
     def _merge(self, t: _Table, keep: int, drop: int) -> None:
         """Link ``drop`` under ``keep``; wake the rules of the side whose value changed."""
-        woken = set(t.watch[drop]) if t.value[drop] != t.value[keep] else set()
+        watchers = t.watch[drop]
+        woken = tuple(watchers) if watchers and t.value[drop] != t.value[keep] else ()
         t.link(keep, drop)
         if woken:
             self._touch(woken)
 
     def _bind_shape(self, s: int, dims: tuple[int, ...], origin: Origin | None) -> None:
-        r = self._shapes.find(s)
-        self._shapes.value[r] = dims
-        self._shapes.origin[r] = origin
-        for d in dims:
-            self._watch_dim(d, self._shapes.watch[r])
-        self._touch(self._shapes.watch[r])
+        t = self._shapes
+        r = t.find(s)
+        t.value[r] = dims
+        t.set_origin(r, origin)
+        watchers = t.watch[r]
+        if watchers:
+            for d in dims:
+                self._watch_dim(d, watchers)
+            self._touch(watchers)
+        else:
+            self.changes += 1
 
     def _rank_error(self, where: Where, ra: int, oa: object, rb: int, ob: object) -> None:
         raise ShapeMismatchError(
@@ -252,8 +337,8 @@ class Solver:
             else:
                 raise ElementTypeError(
                     f"inconsistent element types for {_text(where)}\n"
-                    f"  expected {_show_elem(va)} - set by {t.origin[ra] or 'an earlier constraint'}\n"
-                    f"  got      {_show_elem(vb)} - set by {t.origin[rb] or 'an earlier constraint'}",
+                    f"  expected {_show_elem(va)} - set by {self._origin(ra) or 'an earlier constraint'}\n"
+                    f"  got      {_show_elem(vb)} - set by {self._origin(rb) or 'an earlier constraint'}",
                     hint="integer (index) ports feed EmbeddingLayer; real ports carry numbers.",
                 )
         elif va is None:
@@ -270,25 +355,57 @@ class Solver:
         default: Callable[[], None] | None = None,
     ) -> None:
         """Add a propagator re-run whenever a watched cell changes (and once at the start)."""
-        rid = len(self._rules)
-        self._rules.append(_Rule(run, default))
-        for d in dims:
-            self._watch_dim(d, {rid})
-        for s in shapes:
-            r = self._shapes.find(s)
-            self._shapes.watch[r].add(rid)
-            for d in self._shapes.value[r] or ():
-                self._watch_dim(d, {rid})
-        self._touch({rid})
+        self._opaque += 1
+        self._add_rule(_Rule(_call_run, None if default is None else _call_default,
+                             (run, default), 0, ()), dims, shapes)
 
     def fallback(self, default: Callable[[], None]) -> None:
         """A default alone: tried only at a fixed point, like a rule's ``default``."""
         self.rule(lambda: None, default=default)
 
-    def _watch_dim(self, d: int, rules: set[int]) -> None:
-        self._dims.watch[self._dims.find(d)] |= rules
+    def propagator(
+        self,
+        run: Callable[..., None],
+        args: tuple,
+        *,
+        dims: Iterable[int] = (),
+        shapes: Iterable[int] = (),
+        default: Callable[..., None] | None = None,
+        provenance: Iterable[object] = (),
+    ) -> None:
+        """A rule as data: ``run(solver, base, *args)`` (and ``default`` alike), where every
+        int, or tuple of ints, among ``args`` is a cell id to which ``run`` adds ``base``.
+        Unlike a closure, a copied template copies it; ``provenance`` (the origins and
+        descriptions among ``args``) must then be :func:`movable`."""
+        if not all(movable(p) for p in provenance):
+            self._opaque += 1
+        dims, shapes = tuple(dims), tuple(shapes)
+        self._add_rule(_Rule(run, default, args, 0, dims + shapes), dims, shapes)
 
-    def _touch(self, rules: set[int]) -> None:
+    def _add_rule(self, rule: _Rule, dims: Iterable[int], shapes: Iterable[int]) -> None:
+        rid = len(self._rules)
+        self._rules.append(rule)
+        t, one = self._dims, (rid,)
+        for d in dims:
+            self._watch_dim(d, one)
+        for s in shapes:
+            r = t.find(s)
+            self._watch_root(r, one)
+            for d in t.value[r] or ():
+                self._watch_dim(d, one)
+        self._touch(one)
+
+    def _watch_dim(self, d: int, rules: Iterable[int]) -> None:
+        self._watch_root(self._dims.find(d), rules)
+
+    def _watch_root(self, r: int, rules: Iterable[int]) -> None:
+        watch = self._dims.watch
+        if watch[r] is None:
+            watch[r] = set(rules)
+        else:
+            watch[r].update(rules)
+
+    def _touch(self, rules: Iterable[int]) -> None:
         self.changes += 1
         for rid in rules:
             if rid not in self._queued:
@@ -301,18 +418,109 @@ class Solver:
             while self._queue:
                 rid = self._queue.popleft()
                 self._queued.discard(rid)
-                self._rules[rid].run()
+                rule = self._rules[rid]
+                self.steps += 1
+                rule.run(self, rule.base, *rule.arguments())
             for rule in self._rules:
                 if rule.default is None:
                     continue
                 before = self.changes
-                rule.default()
+                rule.default(self, rule.base, *rule.arguments())
                 if self.changes != before:
                     break
             else:
                 return
 
+    # ----------------------------------------------------------- copying templates
+    def mark(self) -> tuple[int, int, int]:
+        """The current end of the cells and rules (for :meth:`snapshot`)."""
+        return len(self._dims.parent), len(self._rules), self._opaque
+
+    def snapshot(self, mark: tuple[int, int, int], cells: Iterable[int] = ()) -> Snapshot | None:
+        """The cells and rules created since ``mark``, if they can be copied: they refer to
+        no older cell, every rule among them is data (:meth:`propagator`), every origin is
+        movable, and ``cells`` (the ones the caller will look up) are among them; else None."""
+        first, first_rule, opaque = mark
+        t = self._dims
+        end, end_rule = len(t.parent), len(self._rules)
+        if self._opaque != opaque or any(c < first for c in cells):
+            return None
+        parent = tuple(p - first for p in t.parent[first:])
+        if any(p < 0 for p in parent):
+            return None
+        values = list(t.value[first:])
+        shapes, indexes, symbols = [], [], []
+        for i, v in enumerate(values):
+            if isinstance(v, tuple) and v and v[0] == "Index":
+                indexes.append((i, v[1] - first))
+                values[i] = None
+            elif isinstance(v, tuple):
+                shapes.append((i, tuple(d - first for d in v)))
+                values[i] = None
+            elif isinstance(v, Sym):
+                symbols.append(i)
+                values[i] = None
+        if any(d < 0 for _, dims in shapes for d in dims) or any(d < 0 for _, d in indexes):
+            return None
+        origins = tuple(t.origin[first:])
+        if not all(o is None or movable(o) for o in origins) or any(
+                o >= 0 for o in t.owner[first:]):
+            return None
+        watch = tuple((i, frozenset(r - first_rule for r in w))
+                      for i, w in enumerate(t.watch[first:]) if w)
+        if any(r < 0 for _, w in watch for r in w):
+            return None
+        rules = []
+        for rule in self._rules[first_rule:end_rule]:
+            ids = [a for a in rule.args if type(a) is int] + [
+                d for a in rule.args if isinstance(a, tuple) for d in a if type(d) is int]
+            if rule.context is not None or any(c < first for c in (*ids, *rule.watched)):
+                return None
+            rules.append((rule, tuple(i for i, a in enumerate(rule.args) if movable(a))))
+        return Snapshot(first, parent, tuple(values), tuple(shapes), tuple(indexes),
+                        tuple(symbols), origins, watch, tuple(rules))
+
+    def instantiate(self, snap: Snapshot, context: object) -> int:
+        """Copy ``snap``'s cells and rules as new ones, their provenance re-stated for
+        ``context`` (lazily: when a rule runs or a message is shown). Returns the offset from
+        the snapshot's cell ids to the copy's."""
+        t = self._dims
+        start, first_rule = len(t.parent), len(self._rules)
+        size = len(snap.parent)
+        t.parent.extend([p + start for p in snap.parent])
+        value = t.value
+        value.extend(snap.value)
+        for i, dims in snap.shapes:
+            value[start + i] = tuple([d + start for d in dims])
+        for i, d in snap.indexes:
+            value[start + i] = ("Index", d + start)
+        for i in snap.symbols:
+            self._symbols += 1
+            value[start + i] = Sym(f"L{self._symbols}")
+        t.origin.extend(snap.origin)
+        t.owner.extend(repeat(len(self._contexts), size))
+        self._contexts.append(context)
+        watch = t.watch
+        watch.extend(repeat(None, size))
+        for i, w in snap.watch:
+            watch[start + i] = {r + first_rule for r in w}
+        offset = start - snap.first
+        rules = self._rules
+        for rule, moved in snap.rules:
+            rules.append(_Rule(rule.run, rule.default, rule.args, rule.base + offset, (),
+                               context, moved))
+        self._touch(range(first_rule, len(rules)))
+        return offset
+
     # --------------------------------------------------------------------- read-out
+    def solved(self) -> "Solver":
+        """A solver holding only the solved values, for reading out after :meth:`solve`
+        (no rules, origins or watchers: what a net keeps alive with its inference)."""
+        done = Solver()
+        done._dims.parent, done._dims.value = self._dims.parent, self._dims.value
+        done.steps = self.steps
+        return done
+
     def resolve_dim(self, d: int) -> Dim:
         r = self._dims.find(d)
         v = self._dims.value[r]
@@ -333,4 +541,4 @@ class Solver:
         return Integer() if v == "Integer" else Real()
 
 
-__all__ = ["Origin", "Solver", "Sym", "Where"]
+__all__ = ["Origin", "Snapshot", "Solver", "Sym", "Where", "movable"]
