@@ -43,7 +43,7 @@ from ..errors import ShapeMismatchError, SpecificationError
 from ..shapes import Automatic, Sym
 
 from .attention_blocked import (Visibility, batch_bound, block_sizes, blocked_scores, clean_values,
-                                online_attention, poison)
+                                cudnn_applies, fused_dot_attention, online_attention, poison)
 from .base import ArraySpec, Layer, LayerOptions, user_site
 from .dropout import dropout
 from .lowering import LowerContext, lower_layer, masked_softmax, valid_positions
@@ -439,6 +439,25 @@ def _blocks(layer: AttentionLayer, ctx: LowerContext, M: int, P: int, dtype: Any
                        AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES)
 
 
+def _fused(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
+           queries: jax.Array, vis: Visibility) -> Optional[jax.Array]:
+    """Multi-head dot attention by the cuDNN kernel where it applies (a GPU; see
+    :func:`cudnn_applies`), else None."""
+    o = layer.options
+    if not (layer.heads and o.fast_path and len(layer.positions(keys.shape)) == 1):
+        return None
+    if not cudnn_applies(queries.dtype, (keys.shape[-1], queries.shape[-1], values.shape[-1]), o.dropout,
+                         o.mask, o.score_rescaling, (*layer.input_names, *layer.output_names)):
+        return None
+    transform = key_transform(layer.scoring_net, ctx.child("ScoringNet"))
+    if transform is None:
+        return None
+    scale = 1 / math.sqrt(keys.shape[-1]) if o.score_rescaling == "DimensionSqrt" else 1.0
+    keys = jax.vmap(jax.vmap(transform), in_axes=1, out_axes=1)(keys)
+    values, _ = clean_values(values, vis)
+    return fused_dot_attention(keys, values, queries, o.mask, scale, ctx.length("Key", 0), "cudnn")
+
+
 @lower_layer.register(AttentionLayer)
 def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> dict:
     h = layer.heads
@@ -449,6 +468,9 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     values = value.reshape((P,) + value.shape[len(kpos):])
     queries = query.reshape((M,) + query.shape[len(qpos):])
     vis = _visibility(layer, ctx, inputs, kpos, qpos)
+    fused = _fused(layer, ctx, keys, values, queries, vis)
+    if fused is not None:
+        return {"Output": fused.reshape(qpos + fused.shape[1:])}
     blocks = _blocks(layer, ctx, M, P, query.dtype)
     drop = ctx.key(layer.options.seed) if ctx.train and layer.options.dropout > 0 else None
     if h:  # heads: the same computation per head, vmapped over the penultimate axis

@@ -290,3 +290,31 @@ def block_sizes(option: Any, per_pair: int, M: int, P: int, heads: int, itemsize
         log = int(math.log2(max(pairs // M, 1))) if wide else int(math.log2(pairs)) // 2
         block = 1 << max(4, min(10, log))
     return (M, block) if wide else (block, block)
+
+
+def cudnn_applies(dtype: Any, sizes: tuple[int, int, int], rate: float, causal: Any,
+                  rescaling: Optional[str], ports: tuple[str, ...]) -> bool:
+    """Whether ``jax.nn.dot_product_attention``'s cuDNN kernel can compute this dot-product
+    attention exactly as the layer defines it: on a GPU, 16-bit inputs, one head size <= 128
+    and a multiple of 8 for keys, queries and values, no dropout, no rescaling but
+    DimensionSqrt, no mask but "Causal" / ("Causal", n), no mask ports, no weights output."""
+    k, q, v = sizes
+    return (jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.float16, jnp.bfloat16)
+            and k == q == v and k <= 128 and k % 8 == 0 and rate == 0.0
+            and rescaling in (None, "DimensionSqrt")
+            and set(ports) <= {"Key", "Value", "Query", "Output"})
+
+
+def fused_dot_attention(keys: jax.Array, values: jax.Array, queries: jax.Array, causal: Any,
+                        scale: float, key_length: Any, implementation: str) -> jax.Array:
+    """Multi-head dot attention (P, H, k), (P, H, v), (M, H, q) -> (M, H, v) by
+    ``jax.nn.dot_product_attention`` (``implementation`` "cudnn" on a GPU, "xla" anywhere);
+    rows that see no key are zeros."""
+    window = (causal[1] - 1, 0) if isinstance(causal, tuple) else None
+    lengths = None if key_length is None else jnp.reshape(jnp.asarray(key_length, jnp.int32), (1,))
+    out = jax.nn.dot_product_attention(
+        queries[None], keys[None], values[None], scale=scale, is_causal=causal is not None,
+        key_value_seq_lengths=lengths, local_window_size=window, implementation=implementation)[0]
+    if key_length is None:
+        return out
+    return jnp.where(jnp.asarray(key_length) > 0, out, jnp.zeros((), out.dtype))

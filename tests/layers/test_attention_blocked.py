@@ -20,7 +20,7 @@ import pytest
 
 import netgraph as ng
 from netgraph.layers import attention as attention_module
-from netgraph.layers.attention_blocked import Visibility, block_sizes
+from netgraph.layers.attention_blocked import Visibility, block_sizes, cudnn_applies, fused_dot_attention
 
 P = ng.NetPort
 A = ng.AttentionLayer
@@ -306,3 +306,28 @@ def test_key_block_size_saves_and_loads(tmp_path, value):
     ng.save(net, tmp_path / "att.netgraph")
     back = ng.load(tmp_path / "att.netgraph")
     assert back.options.key_block_size == value
+
+
+# ------------------------------------------------------------------ the cuDNN kernel
+def test_cudnn_kernel_only_behind_a_device_check():
+    ports = ("Key", "Value", "Query", "Output")
+    assert not cudnn_applies(jnp.float16, (64, 64, 64), 0.0, "Causal", None, ports) or \
+        jax.default_backend() == "gpu"
+    if jax.default_backend() != "gpu":  # CI: the layer takes its own path on CPU
+        assert not cudnn_applies(jnp.bfloat16, (64, 64, 64), 0.0, None, "DimensionSqrt", ports)
+
+
+@pytest.mark.parametrize("mask", [None, "Causal", ("Causal", 3)])
+def test_fused_call_matches_the_layer(rng, mask):
+    # the arguments given to jax.nn.dot_product_attention (cuDNN on a GPU) mean what the
+    # layer means: checked with its "xla" implementation, which runs anywhere
+    shapes = dict(Key=(8, 2, 8), Value=(8, 2, 8), Query=(8, 2, 8))
+    net = ng.NetInitialize(A("Dot", multi_head=True, mask=mask, score_rescaling="DimensionSqrt",
+                             Key=("Varying", 2, 8), Value=("Varying", 2, 8), Query=("Varying", 2, 8)), seed=0)
+    symbol = net.inference.port((), "Key").dims[0].symbol
+    x = make_data(rng, shapes, {})
+    for length in (8, 5, 0):
+        want = np.asarray(ng.lower(net)(ng.params_of(net), x, lengths={symbol: jnp.asarray(length)})["Output"])
+        got = np.asarray(fused_dot_attention(jnp.asarray(x["Key"]), jnp.asarray(x["Value"]), jnp.asarray(x["Query"]),
+                                             mask, 1 / np.sqrt(8), jnp.asarray(length), "xla"))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
