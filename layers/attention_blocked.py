@@ -315,6 +315,7 @@ def fused_dot_attention(keys: jax.Array, values: jax.Array, queries: jax.Array, 
     out = jax.nn.dot_product_attention(
         queries[None], keys[None], values[None], scale=scale, is_causal=causal is not None,
         key_value_seq_lengths=lengths, local_window_size=window, implementation=implementation)[0]
-    if key_length is None:
-        return out
-    return jnp.where(jnp.asarray(key_length) > 0, out, jnp.zeros((), out.dtype))
+    M, P = queries.shape[0], keys.shape[0]
+    valid = None if key_length is None else jnp.arange(P) < key_length
+    sees = Visibility(keys=valid, causal=causal).seen(M, P) > 0
+    return jnp.where(sees[:, None, None], out, jnp.zeros((), out.dtype))
