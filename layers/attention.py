@@ -22,8 +22,11 @@ jointly over all d1..dn key positions; the output is the weighted sum of the val
 Masked positions get no weight; a query row that sees no key at all gets all-zero weights and
 a zero output (finite in every float dtype). ``AttentionWeights`` are taken before dropout.
 
-``mask``: None, "Causal" (query i sees keys j <= i, aligned top-left) or ("Causal", n) (also
-j > i - n); both need one key axis and one query axis. ``dropout``: probability of
+``mask``: None, "Causal" (query i sees keys j <= i) or ("Causal", n) (also j > i - n); both
+need one key axis and one query axis and, as in Wolfram, as many queries as keys (the mask
+ties the Query's length to the Key's). "TopLeftCausal" / ("TopLeftCausal", n) see the same
+keys without tying the lengths (Keras, PyTorch and ``jax.nn.dot_product_attention``: aligned
+top-left when there are more keys than queries). ``dropout``: probability of
 dropping an attention weight in training mode; its randomness comes from the call's rng and,
 when given, the layer's ``seed`` (enough on its own when no rng is passed). ``score_rescaling``: None,
 "LengthSqrt" (divide by the square root of the number of keys the query sees: the true
@@ -130,7 +133,9 @@ def as_scoring_net(spec: Any) -> Layer:
 
 
 # ---------------------------------------------------------------------- the layer
-Mask = Union[None, Literal["Causal"], tuple[Literal["Causal"], pydantic.PositiveInt]]
+CAUSAL = ("Causal", "TopLeftCausal")
+Mask = Union[None, Literal["Causal", "TopLeftCausal"],
+             tuple[Literal["Causal", "TopLeftCausal"], pydantic.PositiveInt]]
 
 
 class AttentionLayer(Layer):
@@ -156,14 +161,15 @@ class AttentionLayer(Layer):
         def _mask(cls, value: Any) -> Any:
             if isinstance(value, list):
                 value = tuple(value)
-            if isinstance(value, tuple) and len(value) == 2 and value[0] == "Causal":
+            if isinstance(value, tuple) and len(value) == 2 and value[0] in CAUSAL:
                 window = value[1]
                 if not isinstance(window, int) or isinstance(window, bool) or window < 1:
                     raise ValueError(f'the window n of ("Causal", n) must be a positive integer; got {window!r}')
                 return value
-            if value is None or value == "Causal":
+            if value is None or value in CAUSAL:
                 return value
-            raise ValueError(f'the value of mask should be None, "Causal" or ("Causal", n); got {value!r}')
+            raise ValueError('the value of mask should be None, "Causal" or ("Causal", n) (or '
+                             f'"TopLeftCausal", ("TopLeftCausal", n)); got {value!r}')
 
     scoring_net: Layer
 
@@ -328,7 +334,8 @@ class AttentionLayer(Layer):
                 f"sequences; found {len(kpos)} key and {len(qpos)} query position dimension(s).",
                 hint="use AttentionMask for masks over multi-dimensional positions.",
             )
-        if self.options.mask is not None:
+        mask = self.options.mask
+        if (mask[0] if isinstance(mask, tuple) else mask) == "Causal":  # not "TopLeftCausal"
             self._causal_lengths(scope, qpos[0], kpos[0])
         heads = [key[-2]] if self.heads else []
         if "AttentionMask" in self.input_names:
@@ -347,8 +354,15 @@ AUTOMATIC_PAIR_BYTES = 16 * 2**20
 tensor - query positions x key positions x heads x the scoring net's values per pair (1 on
 the matmul fast path) x 4 bytes - would exceed this size (16 MiB)."""
 
-AUTOMATIC_BLOCK_BYTES = 4 * 2**20
-"""The size Automatic aims at for one block's pair tensor (blocks of 16 to 1024 positions)."""
+AUTOMATIC_BLOCK_BYTES = 16 * 2**20
+"""The size Automatic aims at for one block's pair tensor, 16 MiB (blocks of 16 to 1024 positions)."""
+
+
+def _causal(mask: Any) -> Any:
+    """The visibility rule of a mask option: "TopLeftCausal" sees what "Causal" sees."""
+    if isinstance(mask, tuple):
+        return ("Causal", mask[1])
+    return None if mask is None else "Causal"
 
 
 def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple) -> Visibility:
@@ -364,7 +378,7 @@ def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tu
              if "AttentionMask" in inputs else None)
     key_length, query_length = ctx.length("Key", 0), ctx.length("Query", 0)
     return Visibility(
-        keys, queries, pairs, layer.options.mask,
+        keys, queries, pairs, _causal(layer.options.mask),
         key_bound=batch_bound(None if key_length is None else key_length * math.prod(kpos[1:]), ctx.batch_axis),
         query_bound=batch_bound(None if query_length is None or not qpos else query_length * math.prod(qpos[1:]),
                                 ctx.batch_axis),
@@ -455,7 +469,7 @@ def _fused(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: ja
     scale = 1 / math.sqrt(keys.shape[-1]) if o.score_rescaling == "DimensionSqrt" else 1.0
     keys = jax.vmap(jax.vmap(transform), in_axes=1, out_axes=1)(keys)
     values, _ = clean_values(values, vis)
-    return fused_dot_attention(keys, values, queries, o.mask, scale, ctx.length("Key", 0), "cudnn")
+    return fused_dot_attention(keys, values, queries, _causal(o.mask), scale, ctx.length("Key", 0), "cudnn")
 
 
 @lower_layer.register(AttentionLayer)

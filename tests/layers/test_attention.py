@@ -282,9 +282,25 @@ def test_causal_mask_ties_the_query_length_to_the_key_length():
     net = A("Dot", mask="Causal", Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3))
     symbols = {net.inference.port((), n).dims[0].symbol for n in ("Key", "Value", "Query", "Output")}
     assert len(symbols) == 1
+    # "TopLeftCausal" (Keras, PyTorch, jax.nn.dot_product_attention) does not tie them
+    assert A("Dot", mask="TopLeftCausal", Value=(6, 4), Query=(5, 4)).output_ports == {"Output": (5, 4)}
     # without a causal mask the lengths stay independent
     free = A("Dot", Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3))
     assert free.inference.port((), "Key").dims[0].symbol != free.inference.port((), "Query").dims[0].symbol
+
+
+@pytest.mark.parametrize("mask", ["TopLeftCausal", ("TopLeftCausal", 2)])
+def test_top_left_causal_mask_with_more_keys_than_queries(rng, mask):
+    # query i still sees keys 0..i (and i - n < j with a window)
+    x = data(rng, Key=(6, 3), Value=(6, 2), Query=(4, 3))
+    net = initialised(A("Dot", mask=mask, attention_weights=True), Key=(6, 3), Value=(6, 2),
+                      Query=(4, 3))
+    got = net(x)
+    wolfram = "Causal" if mask == "TopLeftCausal" else ("Causal", 2)
+    out, w = attend(x["Key"], x["Value"], x["Query"], lambda k, q: k @ q, mask=wolfram)
+    np.testing.assert_allclose(got["Output"], out, atol=1e-5)
+    np.testing.assert_allclose(got["AttentionWeights"], w, atol=1e-6)
+    assert np.all(np.triu(got["AttentionWeights"], 1) == 0) and np.all(got["AttentionWeights"][:2, 0] > 0)
 
 
 @pytest.mark.parametrize("rescaling", ["LengthSqrt", "DimensionSqrt"])
