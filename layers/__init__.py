@@ -9,9 +9,12 @@ from .dropout import DropoutLayer
 from .elementwise import ElementwiseLayer
 from .embedding import EmbeddingLayer
 from .linear import LinearLayer
-from .normalization import BatchNormalizationLayer
+from .normalization import BatchNormalizationLayer, NormalizationLayer
 from .loss import CrossEntropyLossLayer, MeanAbsoluteLossLayer, MeanSquaredLossLayer
 from .options import All, Inherited
+from .recurrent import BasicRecurrentLayer, GatedRecurrentLayer, LongShortTermMemoryLayer
+from .recurrent_operators import NetBidirectionalOperator, NetFoldOperator, NetNestOperator
+from .pooling import PoolingLayer
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
@@ -22,7 +25,9 @@ __all__ = [
     "AggregationLayer", "All", "AttentionLayer", "BatchNormalizationLayer", "BilinearScoringLayer", "DotScoringLayer", "ArraySpec", "CatenateLayer", "ConstantTimesLayer",
     "ConvolutionLayer", "DotLayer", "DropoutLayer", "ElementwiseLayer", "EmbeddingLayer",
     "FlattenLayer", "Inherited", "Layer", "LayerOptions", "LinearLayer", "NetArrayLayer",
-    "NetMapOperator", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
+    "NetMapOperator", "NormalizationLayer", "PoolingLayer", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
+    "BasicRecurrentLayer", "GatedRecurrentLayer", "LongShortTermMemoryLayer",
+    "NetBidirectionalOperator", "NetFoldOperator", "NetNestOperator",
 ]

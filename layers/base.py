@@ -20,6 +20,7 @@ import abc
 import inspect
 import os
 import sys
+import typing
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
@@ -75,18 +76,16 @@ class NetArray:
 class ArraySpec:
     """A learnable array: how to initialise it and whether ``Name=None`` may remove it.
 
-    ``init``: "weights" (Kaiming/Xavier: fan-in the product of all dimensions but the first),
-    "zeros", "ones", or "normal" (standard normal, as embeddings). ``trainable`` False marks
+    ``init``: "weights" (NetInitialize's method: Kaiming, Xavier, ...; fan-in the product of
+    all dimensions but the first), "zeros", "ones", "normal" (standard normal, as
+    embeddings), or an initializer spec of :mod:`netgraph.initialize`. ``trainable`` False marks
     layer state (moving statistics): an ordinary array of the net that gets no gradient and
     is updated by the training step from the values the lowering reports.
     """
 
-    init: str = "weights"
+    init: Any = "weights"
     optional: bool = False
     trainable: bool = True
-
-
-INITIALIZERS = ("Zeros", "Ones", "Normal")
 
 
 class LayerOptions(pydantic.BaseModel):
@@ -105,6 +104,44 @@ def _signature(cls: type) -> inspect.Signature:
     # ConvolutionLayer(channels=Automatic, kernel): a required option may follow a default
     return inspect.Signature([*params, P("ports_and_arrays", P.VAR_KEYWORD)],
                              __validate_parameters__=False)
+
+
+def _option_line(name: str, field: Any, positional: tuple[str, ...]) -> str:
+    spelled = name if field.is_required() else f"{name}={field.default!r}"
+    notes = []
+    if typing.get_origin(field.annotation) is typing.Literal:
+        notes.append(" | ".join(repr(a) for a in typing.get_args(field.annotation)))
+    if field.is_required():
+        notes.append("required")
+    if name in positional:
+        notes.append(f"positional {positional.index(name) + 1}")
+    return f"    {spelled}" + (f"  ({'; '.join(notes)})" if notes else "")
+
+
+def _array_line(name: str, spec: ArraySpec) -> str:
+    start = {"weights": "drawn by NetInitialize's method", "zeros": "starts at 0",
+             "ones": "starts at 1", "normal": "drawn from a standard normal"}
+    notes = [start.get(spec.init, f"initialised by {spec.init!r}")]
+    if spec.optional:
+        notes.append(f"{name}=None removes it")
+    if not spec.trainable:
+        notes.append("layer state, not trained")
+    return f"    {name}: {'; '.join(notes)}"
+
+
+def class_docstring(cls: type) -> str:
+    """A layer class's help text: its own docstring, its options (defaults, choices, which
+    are positional), its arrays, and its module's docstring (the port/shape table)."""
+    parts = [inspect.cleandoc(cls.__dict__.get("__doc__") or "")]
+    fields = cls.Options.model_fields
+    if fields:
+        parts.append("Options:\n" + "\n".join(_option_line(n, f, cls.positional) for n, f in fields.items()))
+    if cls.arrays_declared:
+        parts.append("Arrays:\n" + "\n".join(_array_line(n, a) for n, a in cls.arrays_declared.items()))
+    module = inspect.cleandoc(getattr(sys.modules.get(cls.__module__), "__doc__", None) or "")
+    if module:
+        parts.append(f"From {cls.__module__}:\n\n{module}")
+    return "\n\n".join(p for p in parts if p)
 
 
 class Layer(abc.ABC):
@@ -158,6 +195,7 @@ class Layer(abc.ABC):
             name for klass in cls.__mro__ for name, kind in vars(klass).get("__annotations__", {}).items()
             if "ClassVar" not in str(kind).split("[")[0])
         cls.__signature__ = _signature(cls) if cls.__init__ is Layer.__init__ else None
+        cls.__doc__ = class_docstring(cls)
 
     def _set(self, **fields: Any) -> None:
         """Set declared fields (annotations of the class and its bases). Layers are
@@ -332,24 +370,25 @@ class Layer(abc.ABC):
         if children:
             raise SpecificationError(f"{self.type_name} has no sub-nets; found {sorted(children)}.")
 
-    def with_initializers(self, initializers: Mapping[str, str | tuple[str, str]]) -> "Layer":
-        """A copy whose arrays are initialised by the given methods: "Zeros", "Ones", or a
-        (method, distribution) pair such as ("Xavier", "Uniform"), instead of the defaults."""
+    def with_initializers(self, initializers: Mapping[str, Any]) -> "Layer":
+        """A copy whose arrays are initialised by the given specs instead of the defaults:
+        "Zeros", "Ones", ("Xavier", "Uniform"), ("TruncatedNormal", 0.0, 0.02), ... or a
+        Keras initializer name or object (see :mod:`netgraph.initialize`); kept as
+        netgraph's own spec, saved with the net."""
+        from ..initialize import initializer_spec
+
+        if not isinstance(initializers, Mapping):
+            raise SpecificationError(f"{self.type_name}.with_initializers: give a dict keyed by "
+                                     f"array name; found {type(initializers).__name__}.")
         specs = self.array_specs()
+        parsed = {}
         for name, init in initializers.items():
             if name not in specs:
-                raise SpecificationError(f'{self.type_name} has no array "{name}" to initialise.')
-            if init not in INITIALIZERS and not (
-                isinstance(init, tuple) and len(init) == 2
-                and init[0] in ("Kaiming", "Xavier") and init[1] in ("Normal", "Uniform")
-            ):
-                raise SpecificationError(
-                    f'{self.type_name}: unknown initializer {init!r} for array "{name}".',
-                    hint='use "Zeros", "Ones", "Normal" or (method, distribution) with method '
-                    '"Kaiming"/"Xavier" and distribution "Normal"/"Uniform".',
-                )
+                raise SpecificationError(f'{self.type_name} has no array "{name}" to initialise.',
+                                         hint=f"its arrays are {list(specs) or 'none'}.")
+            parsed[name] = initializer_spec(init, f'{self.type_name} array "{name}"')
         new = self.evolve()
-        new._set(initializers={**self.initializers, **initializers})
+        new._set(initializers={**self.initializers, **parsed})
         return new
 
     def with_regularizers(self, regularizers: Mapping[str, Any]) -> "Layer":

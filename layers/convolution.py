@@ -47,15 +47,57 @@ def _span(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
-def _per_axis(value: Any, d: int, what: str) -> tuple:
+def _per_axis(value: Any, d: int, what: str, owner: str) -> tuple:
     values = tuple(value) if isinstance(value, tuple) else (value,) * d
     if len(values) != d:
-        raise ShapeMismatchError(f"ConvolutionLayer: {what} {value!r} does not fit {d} spatial dimension(s).")
+        raise ShapeMismatchError(f"{owner}: {what} {value!r} does not fit {d} spatial dimension(s).")
     return values
 
 
+def window_geometry(owner: str, d: int, kernel: Any, stride: Any, dilation: Any,
+                    padding: Any) -> list[tuple[int, int, int, Any]]:
+    """Per spatial axis of a sliding window (convolution, pooling): (kernel, stride,
+    dilation, padding) with padding a (lo, hi) pair or "Same"."""
+    if padding == "Same":
+        pads: tuple = ("Same",) * d
+    elif padding == "Valid":
+        pads = ((0, 0),) * d
+    elif isinstance(padding, tuple) and padding and isinstance(padding[0], tuple):
+        pads = _per_axis(padding, d, "padding", owner)
+    else:
+        pads = tuple((p, p) for p in _per_axis(padding, d, "padding", owner))
+    return list(zip(_per_axis(kernel, d, "kernel", owner), _per_axis(stride, d, "stride", owner),
+                    _per_axis(dilation, d, "dilation", owner), pads))
+
+
+def output_size(size: Any, kernel: int, stride: int, dilation: int, pad: Any) -> Any:
+    """``o`` of the module docstring, for an int or a traced true length."""
+    if pad == "Same":
+        return -(-size // stride)
+    return (size + pad[0] + pad[1] - _span(kernel, dilation)) // stride + 1
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """The (low, high) padding of "Same" along an axis of ``size``: low = total // 2."""
+    total = max((-(-size // stride) - 1) * stride + _span(kernel, dilation) - size, 0)
+    return total // 2, total - total // 2
+
+
+def spatial_size_rules(scope: Any, sizes_in: tuple[int, ...], sizes_out: tuple[int, ...],
+                       geometry: list[tuple[int, int, int, Any]]) -> None:
+    """Each output spatial size follows from the input's by :func:`output_size` (a varying
+    input size gives a varying output size: the same one for a stride-1 "Same" window)."""
+    for i, (kernel, stride, dilation, pad) in enumerate(geometry):
+        rules.mapped(
+            scope.solver, sizes_in[i], sizes_out[i],
+            lambda n, k=kernel, st=stride, dl=dilation, p=pad: output_size(n, k, st, dl, p),
+            scope.origin("Output"), lambda i=i: f"spatial dimension {i + 1} of {scope.where('Output')}",
+            same_when_varying=(pad == "Same" and stride == 1),
+        )
+
+
 class ConvolutionLayer(Layer):
-    """A learned convolution; see the module docstring for shapes and padding."""
+    """A learned convolution over 1 or 2 spatial dimensions (shapes and padding below)."""
 
     class Options(LayerOptions):
         channels: SizeOrAuto = Automatic
@@ -74,34 +116,9 @@ class ConvolutionLayer(Layer):
 
     # ------------------------------------------------------------------ geometry
     def geometry(self, d: int) -> list[tuple[int, int, int, Any]]:
-        """Per spatial axis: (kernel, stride, dilation, padding) with padding a (lo, hi)
-        pair or "Same"."""
+        """Per spatial axis: (kernel, stride, dilation, padding); see :func:`window_geometry`."""
         o = self.options
-        kernel = _per_axis(o.kernel, d, "kernel")
-        stride = _per_axis(o.stride, d, "stride")
-        dilation = _per_axis(o.dilation, d, "dilation")
-        if o.padding == "Same":
-            pads: tuple = ("Same",) * d
-        elif o.padding == "Valid":
-            pads = ((0, 0),) * d
-        elif isinstance(o.padding, tuple) and o.padding and isinstance(o.padding[0], tuple):
-            pads = _per_axis(o.padding, d, "padding")
-        else:
-            pads = tuple((p, p) for p in _per_axis(o.padding, d, "padding"))
-        return list(zip(kernel, stride, dilation, pads))
-
-    @staticmethod
-    def output_size(size: Any, kernel: int, stride: int, dilation: int, pad: Any) -> Any:
-        """``o`` of the module docstring, for an int or a traced true length."""
-        if pad == "Same":
-            return -(-size // stride)
-        return (size + pad[0] + pad[1] - _span(kernel, dilation)) // stride + 1
-
-    @staticmethod
-    def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-        """The (low, high) padding of "Same" along an axis of ``size``: low = total // 2."""
-        total = max((-(-size // stride) - 1) * stride + _span(kernel, dilation) - size, 0)
-        return total // 2, total - total // 2
+        return window_geometry(self.type_name, d, o.kernel, o.stride, o.dilation, o.padding)
 
     def spatial_rank(self, input_rank: int | None) -> int | None:
         if isinstance(self.options.kernel, tuple):
@@ -151,20 +168,15 @@ class ConvolutionLayer(Layer):
         if "Biases" in self.array_specs():
             (bias,) = scope.array_dims("Biases", 1)
             scope.same_dim(bias, c_out, "Biases")
-        for i, (kernel, stride, dilation, pad) in enumerate(self.geometry(d)):
+        for i, (kernel, *_) in enumerate(self.geometry(d)):
             scope.fix(weights[2 + i], kernel, "Weights")
-            rules.mapped(
-                s, sp_in[i], sp_out[i],
-                lambda n, k=kernel, st=stride, dl=dilation, p=pad: self.output_size(n, k, st, dl, p),
-                scope.origin("Output"), lambda i=i: f"spatial dimension {i + 1} of {scope.where('Output')}",
-                same_when_varying=(pad == "Same" and stride == 1),
-            )
+        spatial_size_rules(scope, sp_in, sp_out, self.geometry(d))
 
 
-def _dynamic_same_window(x: jax.Array, axis: int, length: jax.Array, kernel: int,
-                         stride: int, dilation: int) -> jax.Array:
+def dynamic_same_window(x: jax.Array, axis: int, length: jax.Array, kernel: int,
+                        stride: int, dilation: int) -> jax.Array:
     """Shift a varying axis so that "Same" padding is computed from the true ``length``:
-    the window that a "Valid" convolution turns into the padded axis's output."""
+    the window that a "Valid" convolution (or pooling) turns into the padded axis's output."""
     size = x.shape[axis]
     span = _span(kernel, dilation)
     out = -(-size // stride)
@@ -193,10 +205,10 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
         if pad != "Same":
             padding.append(pad)
         elif i == 0 and first_length is not None:
-            x = _dynamic_same_window(x, 1, first_length, kernel, stride, dilation)
+            x = dynamic_same_window(x, 1, first_length, kernel, stride, dilation)
             padding.append((0, 0))
         else:
-            padding.append(layer.same_padding(x.shape[1 + i], kernel, stride, dilation))
+            padding.append(same_padding(x.shape[1 + i], kernel, stride, dilation))
     y = jax.lax.conv_general_dilated(
         x[None], ctx.params["Weights"],
         window_strides=tuple(g[1] for g in geometry), padding=padding,
@@ -205,7 +217,7 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape((-1,) + (1,) * d)
     if first_length is not None:
-        out_len = jnp.maximum(layer.output_size(first_length, *geometry[0]), 0)
+        out_len = jnp.maximum(output_size(first_length, *geometry[0]), 0)
         ctx.set_length("Output", 0 if o.interleaving else 1, out_len)
     if o.interleaving:
         y = jnp.moveaxis(y, 0, -1)

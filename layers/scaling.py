@@ -10,18 +10,22 @@ NetArrayLayer          Output  the dims of "Array" (no input)
 
 ``Scaling`` spans the trailing dimensions of the input: by default all of them after the
 last varying one; a given array (a scalar, a vector of channel scales, ...) fixes its rank.
-It starts at 1. ``NetArrayLayer(Output=dims)`` is a learned constant.
+It starts at 1. ``NetArrayLayer(Output=dims)`` is a learned constant, initialised as
+NetInitialize's method says, or by ``initializer`` (any spec of :mod:`netgraph.initialize`,
+Keras names and objects included): ``NetArrayLayer(initializer="Zeros", Output=8)`` is a
+bias.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax.numpy as jnp
+import pydantic
 
 from ..shapes import Sym
 from ..errors import ShapeMismatchError
 
-from .base import ArraySpec, Layer
+from .base import ArraySpec, Layer, LayerOptions
 from .lowering import lower_layer
 
 
@@ -76,11 +80,26 @@ def _lower_constant_times(layer: ConstantTimesLayer, ctx: Any, inputs: dict) -> 
 class NetArrayLayer(Layer):
     """A learned constant: no input, ``Output`` is the array ``Array``."""
 
+    class Options(LayerOptions):
+        initializer: Optional[Any] = None
+
+        @pydantic.field_validator("initializer", mode="before")
+        @classmethod
+        def _spec(cls, spec: Any) -> Any:
+            from ..initialize import initializer_spec
+
+            return None if spec is None else initializer_spec(spec, "NetArrayLayer initializer")
+
     @property
     def input_names(self) -> tuple[str, ...]:
         return ()
 
     arrays_declared = {"Array": ArraySpec("weights")}
+
+    def array_specs(self) -> dict[str, ArraySpec]:
+        given = self.options.initializer
+        return {name: ArraySpec(given) if given is not None else spec
+                for name, spec in super().array_specs().items()}
 
     def template(self, scope: Any) -> None:
         scope.solver.unify_shapes(scope.port("Output"), scope.array("Array"), scope.where("Output"))

@@ -91,30 +91,35 @@ class NetMapOperator(Layer):
         return f"NetMapOperator[{self.net.describe()}]"
 
     def template(self, scope: Any) -> None:
-        s = scope.solver
         inner = scope.child("Net", self.net)
         constrain(self.net, inner)
-        length = s.new_dim()
+        length = scope.solver.new_dim()
         for name in (*self.input_names, *self.output_names):
-            outer_cell, inner_cell = scope.port(name), inner.port(name)
-            s.unify_elems(scope.elem(name), inner.elem(name), scope.where(name))
+            sequence_of(scope, name, inner, name, length, "NetMapOperator")
 
-            def run(name: str = name, outer_cell: int = outer_cell, inner_cell: int = inner_cell) -> None:
-                din, dout = s.dims(inner_cell), s.dims(outer_cell)
-                if din is None and dout is not None:
-                    if not dout:
-                        raise ShapeMismatchError(
-                            f"{scope.where(name)}: NetMapOperator needs a sequence; found a scalar."
-                        )
-                    din = inner.dims(name, len(dout) - 1)
-                if din is None:
-                    return
-                dout = scope.dims(name, len(din) + 1)
-                scope.same_dim(dout[0], length, name)
-                for a, b in zip(dout[1:], din):
-                    scope.same_dim(a, b, name)
 
-            s.rule(run, shapes=(outer_cell, inner_cell))
+def sequence_of(scope: Any, name: str, inner: Any, inner_name: str, length: int, what: str) -> None:
+    """Port ``name`` of ``scope`` is a sequence (dimension cell ``length`` first) of port
+    ``inner_name`` of the sub-net scope ``inner``: the rule of NetMapOperator and of the
+    recurrent operators, solved in either direction."""
+    s = scope.solver
+    outer_cell, inner_cell = scope.port(name), inner.port(inner_name)
+    s.unify_elems(scope.elem(name), inner.elem(inner_name), scope.where(name))
+
+    def run() -> None:
+        din, dout = s.dims(inner_cell), s.dims(outer_cell)
+        if din is None and dout is not None:
+            if not dout:
+                raise ShapeMismatchError(f"{scope.where(name)}: {what} needs a sequence; found a scalar.")
+            din = inner.dims(inner_name, len(dout) - 1)
+        if din is None:
+            return
+        dout = scope.dims(name, len(din) + 1)
+        scope.same_dim(dout[0], length, name)
+        for a, b in zip(dout[1:], din):
+            scope.same_dim(a, b, name)
+
+    s.rule(run, shapes=(outer_cell, inner_cell))
 
 
 @lower_layer.register(NetMapOperator)

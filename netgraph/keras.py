@@ -42,24 +42,7 @@ from .errors import SpecificationError
 
 from .extract import NetReplacePart
 from .graph import NetGraph, NetPort
-
-KERAS_INITIALIZERS: dict[str, Union[str, tuple[str, str]]] = {
-    "glorot_uniform": ("Xavier", "Uniform"),
-    "glorot_normal": ("Xavier", "Normal"),
-    "he_uniform": ("Kaiming", "Uniform"),
-    "he_normal": ("Kaiming", "Normal"),
-    "zeros": "Zeros",
-    "ones": "Ones",
-}
-
-
-def _initializer(name: str, what: str) -> Union[str, tuple[str, str]]:
-    if name not in KERAS_INITIALIZERS:
-        raise SpecificationError(
-            f"{what}={name!r} is not supported; use one of {sorted(KERAS_INITIALIZERS)}."
-        )
-    return KERAS_INITIALIZERS[name]
-
+from .initialize import initializer_spec
 
 def _check_dropout(dropout: float) -> float:
     if not 0.0 <= float(dropout) < 1.0:
@@ -174,7 +157,7 @@ def MultiHeadAttention(
     num_heads: int, key_dim: int, value_dim: Optional[int] = None, dropout: float = 0.0,
     use_bias: bool = True, output_shape: Union[None, int, Sequence[int]] = None,
     attention_axes: Union[None, int, Sequence[int]] = None,
-    kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+    kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
     kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
     kernel_constraint: Any = None, bias_constraint: Any = None,
     seed: Optional[int] = None, *, positions: int = 1, query_dim: Optional[int] = None,
@@ -191,7 +174,9 @@ def MultiHeadAttention(
     inferred from what the output is connected to. Regularizers and constraints take
     NetTrain's spellings (``("l2", 1e-3)``, ``"max_norm"``, ...) or Keras objects
     (``keras.regularizers.L2(1e-3)``); they are stored on the four projections (the activity
-    regularizer on the output projection) and applied by NetTrain.
+    regularizer on the output projection) and applied by NetTrain. Initializers take every
+    Keras name, object (``keras.initializers.TruncatedNormal(stddev=0.02)``) or serialised
+    dict, or netgraph's own specs (see :mod:`netgraph.initialize`).
     """
     for name, value in (("num_heads", num_heads), ("key_dim", key_dim), ("positions", positions)):
         if not isinstance(value, int) or value < 1:
@@ -206,7 +191,8 @@ def MultiHeadAttention(
             "masks are supported when every position axis is attended; with attention_axes "
             f"{attention_axes!r} the axes {[a + 1 for a in batch_like]} act as batch axes.",
         )
-    kernel, bias = _initializer(kernel_initializer, "kernel_initializer"), _initializer(bias_initializer, "bias_initializer")
+    kernel = initializer_spec(kernel_initializer, "MultiHeadAttention kernel_initializer")
+    bias = initializer_spec(bias_initializer, "MultiHeadAttention bias_initializer")
     rules = {kind: {array: spec for array, spec in
                     (("Weights", _rule(kinds[0], kind)), ("Biases", _rule(kinds[1], kind) if use_bias else None))
                     if spec is not None}
@@ -368,6 +354,7 @@ def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
         config["use_bias"], tuple(out_dims), config["attention_axes"],
         **{key: config.get(key) for key in ("kernel_regularizer", "bias_regularizer",
                                             "kernel_constraint", "bias_constraint")},
+        **{key: config[key] for key in ("kernel_initializer", "bias_initializer") if config.get(key)},
         activity_regularizer=config.get("activity_regularizer") or getattr(layer, "activity_regularizer", None),
         positions=positions, query_dim=q_kernel.shape[0], **call_options,
     )

@@ -1,9 +1,14 @@
-"""BatchNormalizationLayer against NumPy: evaluation with the moving statistics, training
-with batch statistics over real positions only, the moving-statistics update reported as
-layer state, and the arrays' roles (trainable or state)."""
+"""NormalizationLayer and BatchNormalizationLayer against NumPy.
+
+NormalizationLayer: the default (LayerNorm over the last level), other aggregation and
+scaling levels, "RMS", removed arrays, varying levels (only real positions count), 16-bit
+inputs (statistics in float32), errors, save/load. BatchNormalizationLayer: evaluation with
+the moving statistics, training with batch statistics over real positions only, the
+moving-statistics update reported as layer state, and the arrays' roles (trainable or state)."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -11,6 +16,108 @@ import netgraph as ng
 from harness import check_layer
 from netgraph.compiler import trainable_mask
 from netgraph.layers.lowering import BATCH_AXIS
+
+
+def _layer_norm(x, axes, scaled, a, eps=1e-3, rms=False):
+    """One example, NumPy float64: normalise over ``axes``, scale over ``scaled``."""
+    if rms:
+        y = x / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+    else:
+        y = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    shape = [x.shape[i] if i in scaled else 1 for i in range(x.ndim)]
+    if a.get("Scaling") is not None:
+        y = y * np.reshape(a["Scaling"], shape)
+    if a.get("Biases") is not None:
+        y = y + np.reshape(a["Biases"], shape)
+    return y
+
+
+def _learned(rng, layer, shape):
+    """``layer`` with random Scaling and Biases (so that their orientation is tested)."""
+    net = ng.NetInitialize(layer.evolve(port_specs={"Input": shape}))
+    parts = {name: rng.uniform(0.5, 2, ng.NetExtract(net, name).shape)
+             for name in ("Scaling", "Biases") if name in net.arrays}
+    return layer.evolve(arrays=parts) if parts else layer
+
+
+def test_default_is_layer_norm_over_the_last_level(rng):
+    layer = _learned(rng, ng.NormalizationLayer(), (4, 5))
+    x = (3 * rng.standard_normal((4, 5)) + 2).astype(np.float32)
+    check = check_layer(layer, {"Input": x}, lambda i, a: _layer_norm(i["Input"], (1,), (1,), a),
+                        varying=True)
+    assert ng.NetExtract(check.net, "Scaling").shape == (5,)
+    assert check.variants["varying"].output_ports == {"Output": ("Varying", 5)}
+
+
+@pytest.mark.parametrize("levels, scaling, axes, scaled", [
+    (slice(1, None), "Complement", (1, 2), (0,)),   # Wolfram's default: instance normalisation
+    ((0, 2), "Same", (0, 2), (0, 2)),
+    (-1, (0, 1), (2,), (0, 1)),
+])
+def test_aggregation_and_scaling_levels(rng, levels, scaling, axes, scaled):
+    layer = _learned(rng, ng.NormalizationLayer(levels, scaling, epsilon=0.01), (2, 3, 4))
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    check_layer(layer, {"Input": x}, lambda i, a: _layer_norm(i["Input"], axes, scaled, a, 0.01))
+
+
+def test_rms_and_removed_arrays(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    layer = _learned(rng, ng.NormalizationLayer(method="RMS", Biases=None), (3, 4))
+    check_layer(layer, {"Input": x}, lambda i, a: _layer_norm(i["Input"], (1,), (1,), a, rms=True))
+    bare = ng.NormalizationLayer(Scaling=None, Biases=None)
+    check = check_layer(bare, {"Input": x}, lambda i, a: _layer_norm(i["Input"], (1,), (1,), {}))
+    assert not check.net.arrays
+
+
+@pytest.mark.parametrize("method", ["Standardize", "RMS"])
+def test_over_a_varying_level_only_real_positions_count(rng, method):
+    """Normalising a whole sequence: the harness pads it with junk that must not count."""
+    layer = _learned(rng, ng.NormalizationLayer(ng.All, 1, method=method), (5, 3))
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    check_layer(layer, {"Input": x},
+                lambda i, a: _layer_norm(i["Input"], (0, 1), (1,), a, rms=method == "RMS"), varying=True)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("make", [lambda: ng.NormalizationLayer(),
+                                  lambda: ng.BatchNormalizationLayer(interleaving=True)])
+def test_16_bit_inputs_take_statistics_in_float32(rng, dtype, make):
+    """A large offset with small spread: float16 sums lose the spread; float32 ones do not."""
+    net = ng.NetInitialize(make().evolve(port_specs={"Input": (6, 8)}))
+    x = (300 + rng.standard_normal((6, 8))).astype(np.float32)
+    apply, params = ng.lower(net), ng.params_of(net)
+    x16 = jnp.asarray(x, dtype)
+    exact = np.asarray(x16, np.float64)
+    axis = 1 if isinstance(net, ng.NormalizationLayer) else 0
+    expected = (exact - exact.mean(axis, keepdims=True)) / np.sqrt(exact.var(axis, keepdims=True) + 1e-3)
+    train = isinstance(net, ng.BatchNormalizationLayer)
+    out = apply(params, {"Input": x16}, train=train)["Output"]
+    assert out.dtype == dtype
+    np.testing.assert_allclose(np.asarray(out, np.float64), expected, atol=0.05 if dtype == jnp.float16 else 0.1)
+
+
+def test_normalization_errors():
+    with pytest.raises(ng.ShapeMismatchError, match="varies"):
+        ng.NormalizationLayer(0, Input=("Varying", 4))
+    with pytest.raises(ng.ShapeMismatchError, match="selects no level"):
+        ng.NormalizationLayer(slice(1, None), Input=(4,))
+    with pytest.raises(ng.ShapeMismatchError, match="level 2 does not exist"):
+        ng.NormalizationLayer(2, Input=(3, 4))
+    with pytest.raises(ng.SpecificationError, match="epsilon"):
+        ng.NormalizationLayer(epsilon=0)
+    with pytest.raises(ng.SpecificationError, match="method"):
+        ng.NormalizationLayer(method="L2")
+    with pytest.raises(ng.ShapeMismatchError):
+        ng.NormalizationLayer(Input=(3, 4), Scaling=np.ones(3, np.float32))
+
+
+def test_normalization_saved_and_loaded(tmp_path, rng):
+    net = ng.NetInitialize(_learned(rng, ng.NormalizationLayer(slice(1, None), "Complement"), (2, 3, 4)))
+    ng.save(net, tmp_path / "norm.npz")
+    back = ng.load(tmp_path / "norm.npz")
+    assert back.options == net.options
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(back(x), net(x))
 
 
 def _arrays(rng, c):

@@ -140,6 +140,34 @@ TABLE: dict[str, Case] = {
     "NetChain": Case(
         lambda: ng.NetChain([ng.LinearLayer(3), "Tanh"]), lambda r: {"Input": _f(r, 4)},
         lambda i, a: np.tanh(a["0", "Weights"] @ i["Input"] + a["0", "Biases"])),
+    # branch recurrent: the NumPy references of the recurrences are in test_recurrent*.py
+    "BasicRecurrentLayer": Case(
+        lambda: ng.BasicRecurrentLayer(2), lambda r: {"Input": _f(r, 1, 3)},
+        lambda i, a: np.tanh(a["InputWeights"] @ i["Input"][0] + a["Biases"])[None]),
+    "GatedRecurrentLayer": Case(
+        lambda: ng.GatedRecurrentLayer(2), lambda r: {"Input": _f(r, 3, 2)}, None),
+    "LongShortTermMemoryLayer": Case(
+        lambda: ng.LongShortTermMemoryLayer(2), lambda r: {"Input": _f(r, 3, 2)}, None),
+    "NetFoldOperator": Case(
+        lambda: ng.NetFoldOperator(ng.NetGraph({"plus": ng.ThreadingLayer("Plus")},
+                                               [([ng.NetPort("Input"), ng.NetPort("State")], "plus")])),
+        lambda r: {"Input": _f(r, 3, 2)}, lambda i, a: np.cumsum(i["Input"], axis=0)),
+    "NetNestOperator": Case(
+        lambda: ng.NetNestOperator(ng.LinearLayer(2), 2), lambda r: {"Input": _f(r, 2)},
+        lambda i, a: a["Net", "Weights"] @ (a["Net", "Weights"] @ i["Input"] + a["Net", "Biases"])
+        + a["Net", "Biases"]),
+    "NetBidirectionalOperator": Case(
+        lambda: ng.NetBidirectionalOperator(ng.NetMapOperator(ng.ElementwiseLayer("Tanh"))),
+        lambda r: {"Input": _f(r, 3, 2)},
+        lambda i, a: np.concatenate([np.tanh(i["Input"])] * 2, axis=-1)),
+    # branch normpool
+    "NormalizationLayer": Case(
+        lambda: ng.NormalizationLayer(), lambda r: {"Input": _f(r, 2, 3)},
+        lambda i, a: ((i["Input"] - i["Input"].mean(-1, keepdims=True))
+                      / np.sqrt(i["Input"].var(-1, keepdims=True) + 1e-3) * a["Scaling"] + a["Biases"])),
+    "PoolingLayer": Case(
+        lambda: ng.PoolingLayer(2, 2, function="Mean"), lambda r: {"Input": _f(r, 2, 4)},
+        lambda i, a: i["Input"].reshape(2, 2, 2).mean(-1)),
 }
 
 

@@ -337,6 +337,35 @@ CASES: dict[str, tuple[type, Case]] = {
         lambda: _keras_mha(num_heads=2, key_dim=2, value_dim=3, positions=2, attention_axes=2,
                            use_bias=False, output_shape=(2, 2), return_attention_scores=True,
                            kernel_initializer="he_normal"))),
+    # --- branch recurrent: recurrent layers and operators
+    "BasicRecurrentLayer": (ng.BasicRecurrentLayer, Case(
+        lambda: ng.BasicRecurrentLayer(3, Input=("Varying", 2)))),
+    "GatedRecurrentLayer/states-dropout": (ng.GatedRecurrentLayer, Case(
+        lambda: ng.GatedRecurrentLayer(3, initial_state=True, return_state=True, dropout=0.2,
+                                       Input=("Varying", 2)))),
+    "LongShortTermMemoryLayer/final-states": (ng.LongShortTermMemoryLayer, Case(
+        lambda: ng.LongShortTermMemoryLayer(2, return_state=True, Input=(4, 3)))),
+    "NetFoldOperator/feedback": (ng.NetFoldOperator, Case(
+        lambda: ng.NetFoldOperator(
+            ng.NetGraph({"lin": ng.LinearLayer(2), "plus": ng.ThreadingLayer("Plus")},
+                        [(ng.NetPort("Input"), "lin"), (["lin", ng.NetPort("State")], "plus"),
+                         ("plus", ng.NetPort("Next"))]),
+            {"Next": "State"}, initial_state=True, return_state=True, Input=("Varying", 3)))),
+    "NetNestOperator": (ng.NetNestOperator, Case(
+        lambda: ng.NetNestOperator(ng.NetChain([ng.LinearLayer(3), "Tanh"]), 3, Input=3))),
+    "NetBidirectionalOperator/pair-mean": (ng.NetBidirectionalOperator, Case(
+        lambda: ng.NetBidirectionalOperator([ng.LongShortTermMemoryLayer(2, return_state=True),
+                                             ng.GatedRecurrentLayer(2)], "Mean", Input=("Varying", 3)))),
+    # branch normpool
+    "NormalizationLayer": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer(slice(1, None), "Complement", epsilon=0.01, Input=(2, 3, 4)))),
+    "NormalizationLayer/rms-no-biases": (ng.NormalizationLayer, Case(
+        lambda: ng.NormalizationLayer((0, 1), 1, method="RMS", Biases=None, Input=("Varying", 3)))),
+    "PoolingLayer": (ng.PoolingLayer, Case(
+        lambda: ng.PoolingLayer((2, 2), (1, 2), padding="Same", function="Mean", interleaving=True,
+                                Input=("Varying", 4, 2)))),
+    "NetArrayLayer/initializer": (ng.NetArrayLayer, Case(
+        lambda: ng.NetArrayLayer(initializer=("TruncatedNormal", 0.0, 0.02), Output=3))),
 }
 
 

@@ -308,4 +308,4 @@ def test_builder_options_and_errors():
     with pytest.raises(ng.SpecificationError, match="use_causal_mask"):
         ng.keras.MultiHeadAttention(2, 2, positions=2, use_causal_mask=True)
     with pytest.raises(ng.SpecificationError, match="kernel_initializer"):
-        ng.keras.MultiHeadAttention(2, 2, kernel_initializer="orthogonal")
+        ng.keras.MultiHeadAttention(2, 2, kernel_initializer="stft")
