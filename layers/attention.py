@@ -436,10 +436,19 @@ def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: j
     elif rescaling == "LengthSqrt":
         seen = jnp.full(M, P) if visible is None else jnp.maximum(jnp.sum(visible, axis=-1), 1)
         scores = scores / jnp.sqrt(seen.astype(scores.dtype))[:, None]
-    weights = masked_softmax(scores, -1, visible)
-    used = weights if key is None else dropout(weights, layer.options.dropout, key)
     clean, bad = clean_values(values, vis)
-    out = used @ clean
+    if want_weights or key is not None:
+        weights = masked_softmax(scores, -1, visible)
+        out = (weights if key is None else dropout(weights, layer.options.dropout, key)) @ clean
+    else:  # normalised after the weighted sum: M x v divisions instead of M x P
+        weights = None
+        low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
+        z = scores if visible is None else jnp.where(visible, scores, low)
+        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
+        if visible is not None:
+            e = jnp.where(visible, e, jnp.zeros((), e.dtype))
+        total = jnp.sum(e, axis=-1, keepdims=True)
+        out = (e @ clean) / jnp.where(total == 0, jnp.ones((), total.dtype), total)
     if bad is not None:  # a row that sees a non-finite value is NaN; hidden ones never reach it
         out = poison(out, jnp.any(visible & bad[None, :], axis=-1))
     return out, weights
