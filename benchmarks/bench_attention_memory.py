@@ -211,7 +211,7 @@ def blocked_speed(T: int, reps: int) -> list[dict]:
 
 def skipping(T: int, reps: int) -> dict:
     fns = {}
-    net = attention("additive", T, 256, mask="Causal")
+    net = attention("additive", T, 128, mask="Causal")
     _, grad, args = functions(net, 1)
     x = concrete(args)
     fns["skipping"] = lambda g=grad: g(*x)
@@ -264,7 +264,7 @@ def tables(res: dict) -> str:
     for r in res["blocked"]:
         out.append(f"| {r['scorer']} | {r['blocked_ms']:.1f} | {r['materialised_ms']:.1f} | {r['ratio']:.2f} |")
     s = res["skipping"]
-    out += ["", f"### Causal block skipping (additive scorer, blocks of 256, forward + grad, T = {s['T']})", "",
+    out += ["", f"### Causal block skipping (additive scorer, blocks of 128, forward + grad, T = {s['T']})", "",
             f"skipping {s['skipping_ms']:.0f} ms, every block {s['every block_ms']:.0f} ms: "
             f"ratio {s['ratio']:.2f}"]
     return "\n".join(out) + "\n"
