@@ -18,6 +18,9 @@ from .pooling import PoolingLayer
 from .reshape import FlattenLayer, ReplicateLayer, ReshapeLayer, TransposeLayer
 from .scaling import ConstantTimesLayer, NetArrayLayer
 from .sequence import NetMapOperator, SequenceLastLayer
+from .sequence import SequenceIndicesLayer, SequenceMostLayer, SequenceRestLayer, SequenceReverseLayer
+from .parts import (AppendLayer, OrderingLayer, PaddingLayer, PartLayer, PrependLayer,
+                    UnitVectorLayer)
 from .softmax import SoftmaxLayer
 from .threading import ThreadingLayer, TotalLayer
 
@@ -28,6 +31,9 @@ __all__ = [
     "NetMapOperator", "NormalizationLayer", "PoolingLayer", "ReplicateLayer", "ReshapeLayer", "SequenceLastLayer", "SoftmaxLayer",
     "SummationLayer", "ThreadingLayer", "TotalLayer", "TransposeLayer",
     "CrossEntropyLossLayer", "MeanAbsoluteLossLayer", "MeanSquaredLossLayer",
+    # parts
+    "SequenceIndicesLayer", "SequenceMostLayer", "SequenceRestLayer", "SequenceReverseLayer",
+    "AppendLayer", "OrderingLayer", "PaddingLayer", "PartLayer", "PrependLayer", "UnitVectorLayer",
     "BasicRecurrentLayer", "GatedRecurrentLayer", "LongShortTermMemoryLayer",
     "NetBidirectionalOperator", "NetFoldOperator", "NetNestOperator",
 ]

@@ -489,12 +489,12 @@ class Layer(abc.ABC):
     # ------------------------------------------- tools of the netgraph package above
     # Evaluation, drawing and the summary live in ``netgraph``, which imports this package;
     # the methods import them when called (as penzai's renderer), so no module cycle exists.
-    def __call__(self, data: Any = None, **options: Any) -> Any:
-        """Evaluate on one example, a batch or a list of examples
-        (see :func:`netgraph.evaluate.evaluate`)."""
+    def __call__(self, data: Any = None, port: Any = None, **options: Any) -> Any:
+        """Evaluate on one example, a batch or a list of examples; ``port``: an output, a
+        decoder property or NetPort(s) to read (see :func:`netgraph.evaluate.evaluate`)."""
         from ..evaluate import evaluate
 
-        return evaluate(self, data, **options)
+        return evaluate(self, data, port, **options)
 
     def plot(self, path: Any, **options: Any) -> str:
         """Draw the net (layers, ports and inferred shapes) to an ``.svg`` or ``.png`` file."""

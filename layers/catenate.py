@@ -1,16 +1,21 @@
 """CatenateLayer: join arrays along one level.
 
-Shape legend: every input has rank r; ``level`` (0-based, default 0) is the joined axis.
+Shape legend: the inputs have ranks r_i, r = max r_i; ``level`` (0-based, default 0) is the
+joined axis, counted (as in Wolfram) from the first dimension of the lowest-rank input.
 
 ========= ============================ ==============================================
 port      shape                        notes
 ========= ============================ ==============================================
-Input<i>  d1 x .. x n_i x .. x dr      off-level dims equal across inputs
-Output    d1 x .. x (n_1+..+n_k) x ..  a varying part makes a new varying length
+Input<i>  d1 x .. x n_i x .. x dr      off-level dims equal across inputs; a lower-rank
+                                       input has the trailing dims of the others
+Output    d1 x .. x (n_1+..+n_k) x ..  rank r; a varying part makes a new varying length
 ========= ============================ ==============================================
 
-Along a varying level the parts are joined at their true lengths (no padding in between);
-the output's length is the sum of the inputs' lengths.
+An input of lower rank is replicated along the leading dimensions it lacks (Wolfram's
+rule): ``CatenateLayer(0)`` of a sequence ``L x d`` and a vector ``c`` appends the vector to
+every element, giving ``L x (d + c)``. Inputs whose rank is not known take the highest rank
+of the others. Along a varying level the parts are joined at their true lengths (no padding
+in between); the output's length is the sum of the inputs' lengths.
 """
 from __future__ import annotations
 
@@ -41,25 +46,57 @@ class CatenateLayer(VariadicLayer):
         for name in names:
             scope.same_element("Output", name)
 
-        def install(rank: int) -> None:
-            axis = normalize_axis(self.options.level, rank, scope.where("Output"))
-            out = scope.dims("Output", rank)
-            parts = [scope.dims(n, rank) for n in names]
-            for i in range(rank):
-                if i != axis:
-                    for name, dims in zip(names, parts):
-                        scope.same_dim(out[i], dims[i], name)
-            rules.total(s, [dims[axis] for dims in parts], out[axis], scope.origin("Output"),
-                        scope.where("Output"))
+        def ranks() -> list:
+            return [None if (d := s.dims(scope.port(n))) is None else len(d) for n in names]
 
-        scope.once_ranked((*names, "Output"), install)
+        def install(rank_of: list) -> None:
+            top = max(rank_of)
+            out_axis = self.joined_axis(rank_of, scope.where("Output"))
+            out = scope.dims("Output", top)
+            parts = []
+            for name, rank in zip(names, rank_of):
+                dims, offset = scope.dims(name, rank), top - rank
+                for i, dim in enumerate(dims):
+                    if i + offset != out_axis:
+                        scope.same_dim(out[i + offset], dim, name)
+                parts.append(dims[out_axis - offset])
+            rules.total(s, parts, out[out_axis], scope.origin("Output"), scope.where("Output"))
+
+        done: list[bool] = []
+
+        def run() -> None:
+            rank_of = ranks()
+            if not done and None not in rank_of:
+                done.append(True)
+                install(rank_of)
+
+        def default() -> None:  # an input of unknown rank takes the highest known rank
+            rank_of = ranks()
+            out = s.dims(scope.port("Output"))
+            known = [r for r in rank_of if r is not None] + ([len(out)] if out is not None else [])
+            if done or not known:
+                return
+            for name, rank in zip(names, rank_of):
+                if rank is None:
+                    scope.dims(name, max(known))
+
+        s.rule(run, shapes=[scope.port(n) for n in (*names, "Output")], default=default)
+
+    def joined_axis(self, ranks: list, where: str) -> int:
+        """The output axis joined, for inputs of ``ranks`` (level counted from the lowest)."""
+        low = min(ranks)
+        return normalize_axis(self.options.level, low, where) + max(ranks) - low
 
 
 @lower_layer.register(CatenateLayer)
 def _lower_catenate(layer: CatenateLayer, ctx: Any, inputs: dict) -> dict:
-    xs = [inputs[n] for n in layer.input_names]
-    axis = layer.options.level % xs[0].ndim
-    lengths = [ctx.length(n, axis) for n in layer.input_names]
+    names = layer.input_names
+    xs = [inputs[n] for n in names]
+    top = max(x.ndim for x in xs)
+    axis = layer.joined_axis([x.ndim for x in xs], "CatenateLayer")
+    full = next(x for x in xs if x.ndim == top)
+    lengths = [ctx.length(n, axis - (top - x.ndim)) for n, x in zip(names, xs)]
+    xs = [jnp.broadcast_to(x, full.shape[:top - x.ndim] + x.shape) for x in xs]  # replicated
     joined = jnp.concatenate(xs, axis=axis)
     if all(length is None for length in lengths):
         return {"Output": joined}

@@ -60,7 +60,7 @@ from .base import Layer, LayerOptions
 from .lowering import LowerContext, lower_layer
 from .recurrent import scan_steps
 from .scope import constrain
-from .sequence import sequence_of
+from .sequence import reverse_within, sequence_of
 
 
 def _as_layer(net: Any, what: str) -> Layer:
@@ -415,15 +415,6 @@ class NetBidirectionalOperator(_Operator):
             scope.same_dim(din[0], dout[0], "Output")
 
         s.rule(run, shapes=cells)
-
-
-def reverse_within(x: jax.Array, length: Any) -> jax.Array:
-    """``x`` with its first ``length`` elements (along axis 0) reversed and the padding after
-    them left in place; ``length`` None reverses the whole axis."""
-    if length is None or (isinstance(length, int) and length >= x.shape[0]):
-        return x[::-1]  # an exact-size example: nothing to keep in place
-    t = jnp.arange(x.shape[0])
-    return x[jnp.where(t < length, length - 1 - t, t)]
 
 
 @lower_layer.register(NetBidirectionalOperator)

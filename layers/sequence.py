@@ -1,27 +1,40 @@
-"""Sequence layers: SequenceLastLayer and NetMapOperator.
+"""Sequence layers: SequenceLastLayer, NetMapOperator, SequenceMostLayer,
+SequenceRestLayer, SequenceReverseLayer and SequenceIndicesLayer.
 
 Shape legend: L sequence length (fixed or varying), ``...`` the element's dims.
 
-================== ======= =============== =================================================
-layer              port    shape           notes
-================== ======= =============== =================================================
-SequenceLastLayer  Input   L x ...         the last *real* element (true length, not pad)
-                   Output  ...             an empty sequence gives zeros
-NetMapOperator     <in>    L x <net's in>  ``net`` applied to every element, weights shared
-                   <out>   L x <net's out> all ports share the same L
-================== ======= =============== =================================================
+==================== ======= =============== ===============================================
+layer                port    shape           notes
+==================== ======= =============== ===============================================
+SequenceLastLayer    Input   L x ...         the last *real* element (true length, not pad)
+                     Output  ...             an empty sequence gives zeros
+NetMapOperator       <in>    L x <net's in>  ``net`` applied to every element, weights shared
+                     <out>   L x <net's out> all ports share the same L
+SequenceMostLayer    Input   L x ...         all but the last real element
+                     Output  (L-1) x ...     a fixed L must be >= 2; a varying L gives a new
+SequenceRestLayer    Input   L x ...         all but the first element    length, L - 1
+                     Output  (L-1) x ...     (0 for an empty sequence)
+SequenceReverseLayer Input   L x ...         reversed within the true length (the padding
+                     Output  L x ...         stays behind the real elements)
+SequenceIndicesLayer Input   L x ...         any element type
+                     Output  L integers      0, 1, .., L-1 (0-based); ``maximum=m`` caps them
+                                             at m-1: Restricted("Integer", m), for an
+                                             EmbeddingLayer(size, m) of positions
+==================== ======= =============== ===============================================
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
+import pydantic
 
 from ..errors import ShapeMismatchError, SpecificationError
 
 from .base import Layer, LayerOptions
 from .lowering import lower_layer
+from .parts import shifted
 from .scope import constrain
 
 
@@ -131,3 +144,95 @@ def _lower_map(layer: NetMapOperator, ctx: Any, inputs: dict) -> dict:
         return lower_layer(layer.net, inner, dict(zip(names, xs)))
 
     return jax.vmap(one)(*(inputs[n] for n in names))
+
+
+# --------------------------------------------- SequenceMost, SequenceRest, SequenceReverse
+class _SequenceDrop(Layer):
+    """Shared template of SequenceMostLayer and SequenceRestLayer: one element fewer."""
+
+    def template(self, scope: Any) -> None:
+        scope.same_element("Input", "Output")
+        cells = scope.shapes(Input=("L", "*a"), Output=("M", "*a"),
+                             needs=f"{self.type_name} needs a sequence (rank >= 1)")
+        shifted(scope, cells["L"], cells["M"], "Output", -1, minimum=2,
+                what=f"{self.type_name} (a sequence of two or more elements)")
+
+
+class SequenceMostLayer(_SequenceDrop):
+    """The sequence without its last (real) element."""
+
+
+class SequenceRestLayer(_SequenceDrop):
+    """The sequence without its first element."""
+
+
+@lower_layer.register(SequenceMostLayer)
+def _lower_sequence_most(layer: SequenceMostLayer, ctx: Any, inputs: dict) -> dict:
+    x = inputs["Input"]
+    length = ctx.length("Input", 0)
+    if length is not None:  # the padded rows follow the real ones: the last real one goes
+        ctx.set_length("Output", 0, jnp.maximum(length - 1, 0))
+    return {"Output": x[:max(x.shape[0] - 1, 0)]}
+
+
+@lower_layer.register(SequenceRestLayer)
+def _lower_sequence_rest(layer: SequenceRestLayer, ctx: Any, inputs: dict) -> dict:
+    x = inputs["Input"]
+    length = ctx.length("Input", 0)
+    if length is not None:
+        ctx.set_length("Output", 0, jnp.maximum(length - 1, 0))
+    return {"Output": x[1:]}
+
+
+class SequenceReverseLayer(Layer):
+    """The sequence in reverse order (within each example's true length)."""
+
+    def template(self, scope: Any) -> None:
+        scope.same_shape("Input", "Output")
+        scope.shapes(Input=("L", "*a"), needs="SequenceReverseLayer needs a sequence (rank >= 1)")
+
+
+def reverse_within(x: jax.Array, length: Any) -> jax.Array:
+    """``x`` with its first ``length`` elements (along axis 0) reversed and the padding after
+    them left in place; ``length`` None reverses the whole axis."""
+    if length is None or (isinstance(length, int) and length >= x.shape[0]):
+        return x[::-1]  # an exact-size example: nothing to keep in place
+    t = jnp.arange(x.shape[0])
+    return x[jnp.where(t < length, length - 1 - t, t)]
+
+
+@lower_layer.register(SequenceReverseLayer)
+def _lower_sequence_reverse(layer: SequenceReverseLayer, ctx: Any, inputs: dict) -> dict:
+    return {"Output": reverse_within(inputs["Input"], ctx.length("Input", 0))}
+
+
+# ------------------------------------------------------------------ SequenceIndicesLayer
+class SequenceIndicesLayer(Layer):
+    """The positions 0, 1, .., L-1 of a sequence's elements (Wolfram's 1..L, 0-based), for
+    positional embeddings. ``maximum=m`` (Wolfram's "Maximum") caps them at m - 1 and makes
+    the output ``Restricted("Integer", m)``, so a following ``EmbeddingLayer(size)`` infers
+    its m rows."""
+
+    class Options(LayerOptions):
+        maximum: Optional[pydantic.PositiveInt] = None
+
+    def describe(self) -> str:
+        maximum = self.options.maximum
+        return self.type_name if maximum is None else f"SequenceIndicesLayer[maximum={maximum}]"
+
+    def template(self, scope: Any) -> None:
+        scope.shapes(Input=("L", "*a"), Output=("L",),
+                     needs="SequenceIndicesLayer needs a sequence (rank >= 1)")
+        maximum = self.options.maximum
+        if maximum is None:
+            scope.element("Output", "Integer")
+        else:
+            range_cell = scope.solver.new_dim(maximum, scope.origin("Output"))
+            scope.element("Output", ("Index", range_cell))
+
+
+@lower_layer.register(SequenceIndicesLayer)
+def _lower_sequence_indices(layer: SequenceIndicesLayer, ctx: Any, inputs: dict) -> dict:
+    positions = jnp.arange(inputs["Input"].shape[0], dtype=jnp.int32)
+    maximum = layer.options.maximum
+    return {"Output": positions if maximum is None else jnp.minimum(positions, maximum - 1)}

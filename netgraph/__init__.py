@@ -30,6 +30,7 @@ from .shapes import Automatic, Restricted
 from . import keras
 from .evaluate import compile_stats, evaluate
 from .extract import NetExtract, NetReplacePart
+from .coders import NetDecoder, NetEncoder
 from .artifact import export, exported_signature, load_exported
 from .graph import NetChain, NetGraph, NetPort
 from .ir import GraphIR, PortRef, walk
@@ -43,7 +44,7 @@ from .train import NetTrain, TrainResult, TrainingEvent
 __all__ = [
     *_layer_names,
     "AmbiguousShapeError", "Automatic", "CycleError", "Information", "ElementTypeError", "InputDataError",
-    "NetChain", "NetConnectionError", "NetExtract", "NetGraph", "NetGraphError",
+    "NetChain", "NetConnectionError", "NetDecoder", "NetEncoder", "NetExtract", "NetGraph", "NetGraphError",
     "NetDrop", "NetFlatten", "NetInitialize", "NetPort", "NetReplacePart", "NetTake",
     "PartSpecError", "Restricted",
     "SerializationError", "from_config", "load", "save", "to_config",

@@ -30,6 +30,7 @@ from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
 from .compiler import lower, params_of, port_dict, require_initialized, run
+from .ports import coders_of, evaluate_coded
 
 
 # ------------------------------------------------------------------ the evaluation cache
@@ -186,20 +187,26 @@ def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
 
 
 # ------------------------------------------------------------------ compiled function
-def _compiled(net: Layer, train: bool, seeded: bool) -> Any:
-    key = (train, seeded)
+def _compiled(net: Layer, train: bool, seeded: bool, taps: tuple = ()) -> Any:
+    """``taps``: inner ports ``(node path, port)`` returned instead of the outputs, as
+    ``"tap0"``, ``"tap1"``, ... (see :mod:`netgraph.ports`)."""
+    key = (train, seeded, taps)
     cache = evaluation_cache(net)
     if key not in cache.compiled:
         stats = cache.stats
-        symbols = _output_axes(net)
+        symbols = _output_axes(net, taps)
 
         def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any, index: Any,
                         valid: Any) -> Any:
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
             def one(x: Any, n: Any, r: Any, row: Any, real: Any) -> Any:
+                tapped = {path: None for path, _ in taps if path} if taps else None
                 outputs, lens = run(net, params, x, n, r if train else None, train, example=row,
-                                    seeded=seeded, batch_axis=BATCH_AXIS, row_valid=real)
+                                    seeded=seeded, batch_axis=BATCH_AXIS, row_valid=real, taps=tapped)
+                if taps:
+                    outputs = {f"tap{i}": tapped[path][port] if path else {**x, **outputs}[port]
+                               for i, (path, port) in enumerate(taps)}
                 needed = {s for axes in symbols.values() for _, s in axes}
                 return outputs, {s: lens[s] for s in needed}
 
@@ -216,7 +223,9 @@ def _varying_axes(types: Mapping[str, PortType]) -> dict[str, list[tuple[int, st
     }
 
 
-def _output_axes(net: Layer) -> dict[str, list[tuple[int, str]]]:
+def _output_axes(net: Layer, taps: tuple = ()) -> dict[str, list[tuple[int, str]]]:
+    if taps:
+        return _varying_axes({f"tap{i}": net.inference.port(*tap) for i, tap in enumerate(taps)})
     return _varying_axes({n: net.inference.port((), n) for n in net.output_names})
 
 
@@ -247,7 +256,7 @@ def _pad_rows(tree: dict, extra: int) -> dict:
 
 def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: bool,
           seed: int | None, devices: Sequence[Any], batch_number: int = 0,
-          real_rows: int | None = None) -> tuple[dict, dict]:
+          real_rows: int | None = None, taps: tuple = ()) -> tuple[dict, dict]:
     """Run one padded batch; ``index``: each row's example number (seeds layer randomness),
     ``batch_number``: distinguishes the batches of one call for a call seed, ``real_rows``:
     how many leading rows are real examples (the rest is padding; default all)."""
@@ -263,7 +272,7 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
         rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
     else:
         rngs = np.zeros((rows + extra,), np.uint32)  # unused in evaluation mode; no eager JAX op
-    fn = _compiled(net, train, seeded)
+    fn = _compiled(net, train, seeded, taps)
     evaluation_cache(net).stats["calls"] += 1
     valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding rows
     # never enter batch statistics
@@ -274,20 +283,36 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
 
 
 # ------------------------------------------------------------------------ entry
-def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
-             seed: int | None = None, target_device: Any = None, progress: bool | None = None) -> Any:
+def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> Any:
     """Evaluate ``net`` on one example, a batch, or a list of examples (see the module
-    docstring). ``batch_size``: examples per compiled call for lists (default 32);
-    ``train``: training mode (dropout on); ``seed``: its randomness; ``target_device``:
-    "CPU", "GPU", (kind, n | "All") or a list of JAX devices - with several, each batch is
-    sharded across them; ``progress``: a progress bar on stderr (default: on for long lists).
+    docstring). ``port``: one output port by name, a property of the net's decoder
+    ("Probabilities", ("TopDecisions", k), ...), or a NetPort (a list of NetPorts) to read
+    inner ports (see :mod:`netgraph.ports`). Options: ``batch_size``: examples per compiled
+    call for lists (default 32); ``train``: training mode (dropout on); ``seed``: its
+    randomness; ``target_device``: "CPU", "GPU", (kind, n | "All") or a list of JAX devices -
+    with several, each batch is sharded across them; ``progress``: a progress bar on stderr
+    (default: on for long lists). Data for a port with a NetEncoder is encoded first, and an
+    output with a NetDecoder is decoded (see :mod:`netgraph.coders`).
     """
+    coders = coders_of(net) if net.port_specs else None
+    if port is not None or coders:
+        return evaluate_coded(net, data, port, coders or {}, **options)
+    return evaluate_raw(net, data, **options)
+
+
+def evaluate_raw(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
+                 seed: int | None = None, target_device: Any = None, progress: bool | None = None,
+                 taps: tuple = ()) -> Any:
+    """:func:`evaluate` without coders; ``taps`` returns those inner ports instead."""
     cache = evaluation_cache(net)
-    plain = batch_size is None and not train and target_device is None
+    plain = batch_size is None and not train and target_device is None and not taps
     key = _signature(net, data) if plain else None
     if key is not None and key in cache.fast:
         return cache.fast[key](data)  # an input signature seen before: only value checks
     if _traced(data):
+        if taps:
+            raise InputDataError("reading inner ports (NetPort) needs NumPy data, not traced values.",
+                                 hint="call the net outside jax.jit / jax.grad to read them.")
         return _evaluate_traced(net, data, train, seed)
     if not cache.initialized:
         require_initialized(net)
@@ -307,8 +332,8 @@ def evaluate(net: Layer, data: Any = None, *, batch_size: int | None = None, tra
         )
     if "list" in kinds:
         return _evaluate_list(net, {n: v for n, (_, v) in split.items()}, batch_size or DEFAULT_BATCH_SIZE,
-                              train, seed, devices, progress)
-    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices)
+                              train, seed, devices, progress, taps)
+    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices, taps)
     if key is not None and seed is None:
         cache.fast[key] = _fast_call(net, key, devices)
     return result
@@ -396,7 +421,7 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
 
 
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
-                     devices: Sequence[Any]) -> Any:
+                     devices: Sequence[Any], taps: tuple = ()) -> Any:
     if needs_data_shapes(net):
         net = fit_to_data(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
@@ -426,14 +451,14 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
         arrays = {n: a[None] for n, a in arrays.items()}
     rows = next(iter(arrays.values())).shape[0] if arrays else 1
     # every example has its arrays' exact sizes: lengths stay static (read off the shapes)
-    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices)
+    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices, taps=taps)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
-    return outputs[net.output_names[0]] if len(outputs) == 1 else outputs
+    return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
 
 def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: bool, seed: int | None,
-                   devices: Sequence[Any], progress: bool | None) -> list:
+                   devices: Sequence[Any], progress: bool | None, taps: tuple = ()) -> list:
     counts = {n: len(v) for n, v in given.items()}
     if len(set(counts.values())) > 1:
         raise InputDataError(f"the ports got different numbers of examples: {counts}.")
@@ -460,17 +485,17 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     batch_size = -(-batch_size // len(devices)) * len(devices)
     results: list[Any] = [None] * count
     bar = Progress(count, progress if progress is not None else count >= 2000)
-    out_axes = _output_axes(net)
+    out_axes = _output_axes(net, taps)
     shapes_seen = evaluation_cache(net).padded_shapes
     for number, indices in enumerate(plan(examples, batch_size)):
         batch = [examples[i] for i in indices]
         inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
         index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
         outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number,
-                                     len(indices))
+                                     len(indices), taps)
         for row, i in enumerate(indices):
             one = unpad(outputs, out_lengths, out_axes, row)
-            results[i] = one[net.output_names[0]] if len(one) == 1 else one
+            results[i] = next(iter(one.values())) if len(one) == 1 else one
         bar.advance(len(indices))
     return results
 

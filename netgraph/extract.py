@@ -17,6 +17,8 @@ from .layers.scope import Inference, Path, show_path
 from .layers.tree import child_name, map_layers
 from .shapes import Automatic, Known
 from .errors import PartSpecError, ShapeMismatchError
+from .coders import Coder, coder_of
+from .shapes import parse_port_spec
 
 from .graph import as_layer
 
@@ -55,7 +57,13 @@ def _set_shared(layer: Layer, name: str, value: Any) -> Layer:
 
 def NetExtract(net: Layer, spec: Any) -> Any:
     """A layer, sub-net, array (NumPy) or option of ``net``; ``All`` gives every layer;
-    ``NetArray(name)`` a shared array."""
+    ``NetArray(name)`` a shared array; a port its NetEncoder / NetDecoder (or its inferred
+    type); on a coder, an option of the coder (``NetExtract(encoder, "vocabulary")``)."""
+    if isinstance(net, Coder):
+        if not isinstance(spec, str) or spec not in type(net.options).model_fields:
+            raise PartSpecError(f"{net.describe()} has no part {spec!r}.",
+                                hint=f"its parts are: {', '.join(map(repr, type(net.options).model_fields))}.")
+        return getattr(net.options, spec)
     if isinstance(spec, NetArray):
         values = shared_values(net)
         if spec.name not in values:
@@ -80,6 +88,9 @@ def NetExtract(net: Layer, spec: Any) -> Any:
             return None if arr is None else np.array(arr)
         if i == len(parts) - 1 and isinstance(part, str) and part in type(layer.options).model_fields:
             return getattr(layer.options, part)
+        if i == len(parts) - 1 and isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
+            coder = coder_of(layer.port_specs.get(part))  # a port: its coder, or its type
+            return coder if coder is not None else net.inference.port(path, part).to_user()
         raise _no_part(layer, part, path)
     return specialized(layer, net.inference, path) if path else net
 
@@ -116,6 +127,9 @@ def _replace(layer: Layer, parts: tuple, value: Any, path: Path, inference: Infe
             )
         return layer.evolve(arrays={part: value})
     if isinstance(part, str) and part in (*layer.input_names, *layer.output_names):
+        coder = coder_of(layer.port_specs.get(part))
+        if value is None and coder is not None:  # strip the coder, keep the port's type
+            value = parse_port_spec(coder.port_spec())
         return layer.evolve(port_specs={part: value})
     if isinstance(part, str) and part in type(layer.options).model_fields:
         return layer.evolve(options={part: value})

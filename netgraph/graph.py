@@ -27,7 +27,8 @@ from .layers.scope import Scope, constrain, show_path
 from .layers.tree import child_name
 from .layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
 from .shapes import parse_port_spec
-from .errors import NetConnectionError, SpecificationError
+from .coders import check_placement, port_coders_of, with_coder_notes
+from .errors import NetConnectionError, ShapeMismatchError, SpecificationError
 from .ir import GraphIR, PortRef, walk
 
 
@@ -224,8 +225,13 @@ class NetGraph(Layer):
                     hint=f"its inputs are {list(ir.inputs)} and its outputs {list(ir.outputs)}.",
                 )
             specs[name] = parse_port_spec(spec, f'{self.type_name} port "{name}"')
+        coders = port_coders_of(specs)
+        check_placement(coders, ir.inputs, self.type_name)
         self._set(port_specs=specs)
-        self.inference  # shape inference runs at construction
+        try:
+            self.inference  # shape inference runs at construction
+        except ShapeMismatchError as err:
+            raise with_coder_notes(err, coders) from err
         shared_values(self)  # users of one shared array agree on its value
 
     # The IR's tables, as the graph's own attributes.

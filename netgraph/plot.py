@@ -32,6 +32,7 @@ from .layers.scope import Path, show_path
 from .layers.tree import leaf_layers, ordered_children
 from .errors import SpecificationError
 
+from .coders import port_coders
 from .graph import NetGraph
 from .summary import array_table, port_items, port_list, total
 
@@ -196,23 +197,29 @@ class LeafBlock(Block):
 
 
 class MarkerBlock(Block):
-    """A graph input or output port: a pill with its name and shape."""
+    """A graph input or output port: a pill with its name and shape (and a second line
+    naming its NetEncoder / NetDecoder, if it has one)."""
 
-    def __init__(self, kind: str, name: str, shape: str, path: Path) -> None:
+    def __init__(self, kind: str, name: str, shape: str, path: Path, coder: Any = None) -> None:
         self.kind, self.name, self.path = kind, name, path
         self.inputs = (name,) if kind == "output" else ()
         self.outputs = (name,) if kind == "input" else ()
         self.text = _clip(f"{name}  {shape}")
-        self.w = max(60.0, text_width(self.text, BODY_SIZE) + 2 * PAD + 8)
-        self.h = MARKER_H
+        self.note = _clip(coder.describe()) if coder is not None else ""
+        self.w = max(60.0, *(text_width(t, BODY_SIZE) + 2 * PAD + 8 for t in (self.text, self.note)))
+        self.h = MARKER_H + (LINE if self.note else 0)
 
     def draw(self, scene: Scene, x: float, y: float) -> None:
         fill, stroke = COLORS[self.kind]
         where = show_path(self.path) if self.path else "net"
         scene.items.append(Rect(x, y, self.w, self.h, fill, stroke, radius=self.h / 2,
                                 kind=self.kind, title=f"{self.kind} {self.name} of {where}"))
-        scene.items.append(Text(x + self.w / 2, y + self.h / 2 + BODY_SIZE * 0.35, self.text,
+        top = y + MARKER_H / 2 + BODY_SIZE * 0.35
+        scene.items.append(Text(x + self.w / 2, top, self.text,
                                 BODY_SIZE, False, COLORS["text"], "middle", kind=self.kind))
+        if self.note:
+            scene.items.append(Text(x + self.w / 2, top + LINE, self.note, BODY_SIZE, False,
+                                    COLORS["muted"], "middle", kind=self.kind))
 
 
 class SlotBlock(Block):
@@ -296,13 +303,16 @@ def _label(src: Block, src_port: str, dst: Block, dst_port: str, shape: str) -> 
 def graph_view(graph: Any, path: Path, inference: Any, depth: int) -> View:
     """A NetGraph (or NetChain): its input markers, its layers, its output markers."""
     blocks: dict[Any, Block] = {}
+    coders = port_coders(graph)
     for name in graph.input_names:
-        blocks[("in", name)] = MarkerBlock("input", name, shape_text(inference, path, name), path)
+        blocks[("in", name)] = MarkerBlock("input", name, shape_text(inference, path, name), path,
+                                           coders.get(name))
     for name in graph.order:
         layer = graph.nodes[name]
         blocks[("node", name)] = block_for(name, path + (name,), layer, inference, depth)
     for name in graph.output_names:
-        blocks[("out", name)] = MarkerBlock("output", name, shape_text(inference, path, name), path)
+        blocks[("out", name)] = MarkerBlock("output", name, shape_text(inference, path, name), path,
+                                            coders.get(name))
     edges = []
     for dst, src in graph.edges.items():
         skey = ("in", src.port) if src.node is None else ("node", src.node)
@@ -328,11 +338,12 @@ def single_view(name: str, path: Path, layer: Layer, inference: Any, depth: int,
     node = ("node", name)
     shapes = {port: shape_text(inference, path, port)
               for port in (*layer.input_names, *layer.output_names)}
+    coders = port_coders(layer)
     for port in layer.input_names:
-        view.blocks[("in", name, port)] = MarkerBlock("input", port, shapes[port], path)
+        view.blocks[("in", name, port)] = MarkerBlock("input", port, shapes[port], path, coders.get(port))
     view.blocks[node] = block = block_for(name, path, layer, inference, depth)
     for port in layer.output_names:
-        view.blocks[("out", name, port)] = MarkerBlock("output", port, shapes[port], path)
+        view.blocks[("out", name, port)] = MarkerBlock("output", port, shapes[port], path, coders.get(port))
     for port in layer.input_names:
         marker = ("in", name, port)
         label = _label(view.blocks[marker], port, block, port, shapes[port])

@@ -24,6 +24,7 @@ from .layers.tree import iter_layers
 from .layers.options import All, Inherited
 from .shapes import Automatic, Restricted
 from .errors import NetGraphError, SerializationError
+from .coders import coder_from_json, coder_of, coder_to_json, is_coder_json
 
 from .graph import NetGraph
 
@@ -136,7 +137,10 @@ def element_from_json(entry: Any) -> Any:
     return entry
 
 
-def _port_to_json(spec: Any, where: str) -> Any:
+def _port_to_json(spec: Any, where: str, strict: bool = True) -> Any:
+    coder = coder_of(spec)
+    if coder is not None:  # a function in a coder is spelled by name when not strict
+        return coder_to_json(coder) if strict else _to_json_loose({coder.role: {"kind": coder.kind, **dict(coder.options)}}, where)
     user = spec.to_user()
     if isinstance(user, tuple):
         return [element_to_json(e) for e in user]
@@ -147,6 +151,8 @@ MAX_RANK = 256
 
 
 def _port_from_json(value: Any) -> Any:
+    if is_coder_json(value):
+        return coder_from_json(value)
     if isinstance(value, list) and len(value) > MAX_RANK:
         raise SerializationError(f"a port spec of rank {len(value)} exceeds the limit of {MAX_RANK}.")
     if isinstance(value, list):
@@ -167,7 +173,7 @@ def to_config(net: Layer, path: str = "net", *, strict: bool = True) -> dict[str
     if options:
         config["options"] = options
     if net.port_specs:
-        config["ports"] = {k: _port_to_json(v, path) for k, v in net.port_specs.items()}
+        config["ports"] = {k: _port_to_json(v, path, strict) for k, v in net.port_specs.items()}
     removed = sorted(set(net.arrays_declared) - set(net.array_specs()))
     if removed:
         config["removed"] = removed

@@ -253,6 +253,16 @@ def _head(layer: "Layer", inference: Any) -> str:
             f"{_ports(inference, (), layer.output_names)}")
 
 
+def coder_lines(layer: "Layer") -> list[str]:
+    """``encoder  Input  NetEncoder["Tokens", 12 tokens]`` per coded port of ``layer``."""
+    from .coders import NetEncoder, port_coders
+
+    coders = port_coders(layer)
+    width = max((len(n) for n in coders), default=0)
+    return [f"{'encoder' if isinstance(c, NetEncoder) else 'decoder'}  {n.ljust(width)}  {c.describe()}"
+            for n, c in coders.items()]
+
+
 def summary(net: "Layer") -> str:
     """A text summary of ``net``: a head line (type and graph ports), one aligned row per
     layer at any depth (path, type, inferred input and output shapes, parameters; nested
@@ -260,7 +270,7 @@ def summary(net: "Layer") -> str:
     parameters whose arrays are not initialised yet."""
     inference = net.inference
     entries = array_table(net, inference)
-    lines = [_head(net, inference)]
+    lines = [_head(net, inference)] + ["  " + line for line in coder_lines(net)]
     table = summary_lines(net, inference)
     lines += ["  " + line for line in table]
     if not table:
@@ -281,8 +291,8 @@ def layer_repr(layer: "Layer") -> str:
         return f"{layer.describe()} (inference failed: {type(err).__name__})"
     if not layer.children():
         missing = [n for n, a in layer.arrays.items() if a is None]
-        head = _head(layer, inference)
-        return head + (f"   (uninitialized: {', '.join(missing)})" if missing else "")
+        head = _head(layer, inference) + (f"   (uninitialized: {', '.join(missing)})" if missing else "")
+        return "\n".join([head] + ["  " + line for line in coder_lines(layer)])
     try:
         return summary(layer)
     except Exception as err:  # a repr must never raise

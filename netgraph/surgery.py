@@ -38,6 +38,7 @@ from .shapes.elements import Index, Integer, Restricted
 from .shapes.dims import Known, dim_to_user
 from .shapes.porttype import PortType
 
+from .coders import port_coders
 from .graph import NetChain, NetGraph, NetPort
 from .ir import GraphIR, PortRef
 
@@ -81,6 +82,11 @@ def _port_spec(ptype: PortType) -> Any:
     elif isinstance(element, Integer):
         spec += ("Integer",)
     return spec
+
+
+def _kept_coders(graph: NetGraph, kept: Sequence[str]) -> dict[str, Any]:
+    """The coders of the ports of ``graph`` that the cut net keeps as they were."""
+    return {name: coder for name, coder in port_coders(graph).items() if name in kept}
 
 
 def _unique_names(fixed: Iterable[str], wanted: Sequence[tuple[Hashable, str]]) -> dict[Hashable, str]:
@@ -219,6 +225,8 @@ def _cut(graph: NetGraph, keep: set[str], ends: list[tuple[str, PortRef, bool]] 
         specs[new.port] = _port_spec(inference.port((src.node,), src.port))
     for name, src in outputs:
         specs[name] = _port_spec(inference.port(() if src.node is None else (src.node,), src.port))
+    specs.update(_kept_coders(graph, [*old_inputs, *(n for n, s in outputs if n in graph.output_names
+                                                     and graph.edges[PortRef(None, n)] == s)]))
 
     # kept outputs no longer consumed or given out are muted; declare them as inferred, so
     # that sizes inferred backwards from a removed consumer stay known
@@ -415,6 +423,7 @@ def _drop_range(chain: NetChain, start: int, end: int) -> NetGraph:
     renumber = _positional(chain)
     layers = {(str(i) if renumber else n): chain.nodes[n] for i, n in enumerate(kept)}
     specs = {p: _port_spec(t) for p, t in chain.port_types().items()}
+    specs.update(_kept_coders(chain, list(specs)))
     return NetChain(layers, **{p: s for p, s in specs.items() if s is not None})
 
 

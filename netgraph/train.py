@@ -60,6 +60,7 @@ from .layers.base import Layer
 from .layers.lowering import BATCH_AXIS, masked_along, valid_mask
 from .shapes import Automatic, Varying
 from .train_checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from .ports import training_encoders
 from .train_data import Batch, Checker, Dataset, StreamData, as_source, dataset, first_example
 from .train_loss import NET, TrainingNet, build_training_net, example_metrics
 from .train_optim import Penalty, activity_regularizers as activity_table
@@ -485,7 +486,8 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     training = build_training_net(net, loss, loss_weights)
     graph = training.graph
     types = {n: graph.inference.port((), n) for n in graph.input_names}
-    checker = Checker(types, training.target_ports, training.describe_target, "training data")
+    encoders = training_encoders(net, training.terms, types)
+    checker = Checker(types, training.target_ports, training.describe_target, "training data", encoders)
 
     # 2. data, checked before anything is compiled
     seen: set = set()
@@ -498,7 +500,8 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
                             steps_per_epoch=steps_per_epoch, max_epochs=max_epochs)
     validation = None
     if validation_set is not None:
-        vchecker = Checker(types, training.target_ports, training.describe_target, "validation_set")
+        vchecker = Checker(types, training.target_ports, training.describe_target, "validation_set",
+                           encoders)
         vsource = as_source(validation_set, vchecker)
         if not isinstance(vsource, Mapping) and not callable(vsource) and iter(vsource) is vsource:
             raise SpecificationError("validation_set: a one-shot iterator cannot be read every epoch.",

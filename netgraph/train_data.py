@@ -60,11 +60,14 @@ class Checker:
     """Checks data against the training net's input ports (see the module docstring)."""
 
     def __init__(self, types: Mapping[str, PortType], targets: Sequence[str],
-                 describe_target: Callable[[str], str | None], where: str) -> None:
+                 describe_target: Callable[[str], str | None], where: str,
+                 encoders: Mapping[str, Callable[[Any], Any]] | None = None) -> None:
         self.types = dict(types)
         self.targets = set(targets)
         self.describe_target = describe_target
         self.where = where
+        self.encoders = dict(encoders or {})  # port -> its NetEncoder / target decoder, read
+        # backwards (see netgraph.ports.training_encoders)
 
     # ------------------------------------------------------------------ ports
     def ports(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,7 +81,7 @@ class Checker:
                 + "".join(f"\n  note: {n}" for n in notes),
                 hint="give one entry per input port and per target, e.g. "
                 + "{" + ", ".join(f'"{n}": ...' for n in names) + "}.")
-        return given
+        return {n: self.encoders[n](v) if n in self.encoders else v for n, v in given.items()}
 
     def pair(self, data: tuple) -> dict[str, Any]:
         inputs = [n for n in self.types if n not in self.targets]
@@ -332,7 +335,7 @@ def as_source(data: Any, checker: Checker) -> Any:
     if isinstance(data, Mapping):
         return checker.ports(data)
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], Mapping):
-        return checker.pair(data)
+        return checker.ports(checker.pair(data))
     if callable(data) or isinstance(data, Iterable) and not isinstance(data, (str, bytes, np.ndarray)):
         return data
     raise InputDataError(

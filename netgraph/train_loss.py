@@ -42,6 +42,7 @@ from .layers.loss import (LOSS_PORT, TARGET_PORT, CrossEntropyLossLayer, MeanAbs
 from .layers.sequence import NetMapOperator
 from .layers.softmax import SoftmaxLayer
 from .shapes import Known, Varying
+from .coders import coder_of
 
 NET = "net"
 PREDICTION = "{}$prediction"
@@ -119,6 +120,8 @@ def class_count(net: Layer, port: str) -> int | None:
 
 
 def automatic_loss(net: Layer, port: str) -> Layer:
+    if getattr(coder_of(net.port_specs.get(port)), "kind", None) == "Boolean":  # a NetDecoder
+        return CrossEntropyLossLayer("Binary")
     return CrossEntropyLossLayer("Index") if class_count(net, port) else MeanSquaredLossLayer()
 
 

@@ -10,6 +10,9 @@ Accepted forms (Wolfram's, in Python spelling)::
     "Real" | "Integer"         a scalar of that element type
     Restricted("Integer", n)   a scalar index 0 <= i < n
     (..., "Integer")           a trailing element type after the dimensions
+    NetEncoder(...), NetDecoder(...)   a port coder: the type it produces or reads
+                               (any object with a ``port_spec()`` method giving one of the
+                               forms above), kept on the spec as ``coder``
 """
 from __future__ import annotations
 
@@ -32,9 +35,14 @@ class PortSpec:
 
     dims: tuple[DimSpec, ...] | None
     element: ElemSpec = None
+    coder: object = None
+    """The NetEncoder / NetDecoder this spec came from (None for a plain shape)."""
 
     def to_user(self) -> object:
-        """The plain-data spelling of this spec (inverse of :func:`parse_port_spec`)."""
+        """The plain-data spelling of this spec (inverse of :func:`parse_port_spec`); the
+        coder itself for a coded port."""
+        if self.coder is not None:
+            return self.coder
         if self.dims is None:
             return Automatic if self.element is None else self.element
         body = tuple(self.dims) + ((self.element,) if self.element is not None else ())
@@ -70,6 +78,9 @@ def parse_port_spec(spec: object, where: str = "port") -> PortSpec:
     """Parse a user port specification; ``where`` names the port for error messages."""
     if isinstance(spec, PortSpec):
         return spec
+    if callable(getattr(spec, "port_spec", None)):  # a NetEncoder / NetDecoder
+        plain = parse_port_spec(spec.port_spec(), where)
+        return PortSpec(plain.dims, plain.element, spec)
     if spec is Automatic or spec is None:
         return PortSpec(None)
     if _is_element(spec):

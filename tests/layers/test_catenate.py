@@ -128,8 +128,65 @@ def test_level_out_of_range():
 
 
 def test_rank_mismatch():
+    """A lower-rank input must match the trailing off-level dims of the others."""
     with pytest.raises(ng.ShapeMismatchError):
-        ng.CatenateLayer(0, Input1=(2, 3), Input2=(3,)).output_ports
+        ng.CatenateLayer(0, Input1=(2, 3, 4), Input2=(5, 3)).output_ports
+
+
+# ------------------------------------------------- lower-rank inputs (Wolfram's rule)
+def _replicated(level, shapes):
+    """NumPy: lower-rank inputs broadcast along the leading dims they lack, the level
+    counted from the first dim of the lowest-rank input."""
+    def reference(i, a):
+        xs = [i[f"Input{k + 1}"] for k in range(len(shapes))]
+        top, low = max(x.ndim for x in xs), min(x.ndim for x in xs)
+        axis = (level % low) + top - low
+        lead = next(x for x in xs if x.ndim == top).shape
+        xs = [np.broadcast_to(x, lead[:top - x.ndim] + x.shape) for x in xs]
+        return np.concatenate(xs, axis=axis)
+
+    return reference
+
+
+@pytest.mark.parametrize("level, shapes, out", [
+    (0, [(4, 2), (3,)], (4, 5)),            # a vector appended to every row
+    (0, [(3,), (4, 2)], (4, 5)),            # order kept: the vector first
+    (-1, [(2, 3, 2), (3, 4)], (2, 3, 6)),
+    (0, [(2, 3, 2), (1, 2)], (2, 4, 2)),    # level 0 of the matrix is level 1 of the output
+    (1, [(2, 3, 2), (3, 1), (5, 3, 4)], None),
+], ids=repr)
+def test_lower_rank_inputs_are_replicated(level, shapes, out, rng):
+    layer = ng.CatenateLayer(level, inputs=len(shapes))
+    data = _inputs(rng, shapes)
+    if out is None:
+        with pytest.raises(ng.ShapeMismatchError):
+            layer.evolve(port_specs={n: v.shape for n, v in data.items()}).output_ports
+        return
+    check = check_layer(layer, data, _replicated(level, shapes))
+    assert check.net.output_ports == {"Output": out}
+
+
+def test_lower_rank_input_with_a_varying_sequence(rng):
+    """A sequence of vectors and one vector: the vector joins every element; padding never
+    changes a result."""
+    data = _inputs(rng, [(4, 2), (3,)])
+    check = check_layer(ng.CatenateLayer(0), data, _replicated(0, [(4, 2), (3,)]),
+                        varying={"Input1"})
+    var = check.variants["varying"]
+    assert var.output_ports == {"Output": ("Varying", 5)}
+    assert var.port_types()["Output"].dims[0] == var.port_types()["Input1"].dims[0]
+
+
+def test_unknown_rank_takes_the_highest():
+    layer = ng.CatenateLayer(-1, Input1=(3, 2))
+    assert layer.input_ports == {"Input1": (3, 2), "Input2": (3, ng.Automatic)}
+    assert ng.CatenateLayer(0, Input2=(3,), Output=(4, 5)).input_ports == {
+        "Input1": (4, 2), "Input2": (3,)}
+
+
+def test_level_beyond_the_lowest_rank():
+    with pytest.raises(ng.ShapeMismatchError, match="level 1"):
+        ng.CatenateLayer(1, Input1=(2, 3), Input2=(3,)).output_ports
 
 
 def test_output_too_short():

@@ -140,6 +140,35 @@ TABLE: dict[str, Case] = {
     "NetChain": Case(
         lambda: ng.NetChain([ng.LinearLayer(3), "Tanh"]), lambda r: {"Input": _f(r, 4)},
         lambda i, a: np.tanh(a["0", "Weights"] @ i["Input"] + a["0", "Biases"])),
+    # branch parts: sequence and part layers
+    "SequenceMostLayer": Case(
+        lambda: ng.SequenceMostLayer(), lambda r: {"Input": _f(r, 3, 2)}, lambda i, a: i["Input"][:-1]),
+    "SequenceRestLayer": Case(
+        lambda: ng.SequenceRestLayer(), lambda r: {"Input": _f(r, 3, 2)}, lambda i, a: i["Input"][1:]),
+    "SequenceReverseLayer": Case(
+        lambda: ng.SequenceReverseLayer(), lambda r: {"Input": _f(r, 3, 2)},
+        lambda i, a: i["Input"][::-1]),
+    "SequenceIndicesLayer": Case(
+        lambda: ng.SequenceIndicesLayer(maximum=2), lambda r: {"Input": _f(r, 3, 2)},
+        lambda i, a: np.minimum(np.arange(3), 1)),
+    "AppendLayer": Case(
+        lambda: ng.AppendLayer(), lambda r: {"Input": _f(r, 3, 2), "Element": _f(r, 2)},
+        lambda i, a: np.concatenate([i["Input"], i["Element"][None]])),
+    "PrependLayer": Case(
+        lambda: ng.PrependLayer(), lambda r: {"Input": _f(r, 3, 2), "Element": _f(r, 2)},
+        lambda i, a: np.concatenate([i["Element"][None], i["Input"]])),
+    "PartLayer": Case(
+        lambda: ng.PartLayer((slice(1, None), -1)), lambda r: {"Input": _f(r, 3, 2)},
+        lambda i, a: i["Input"][1:, -1]),
+    "PaddingLayer": Case(
+        lambda: ng.PaddingLayer(((1, 2),), padding="Periodic"), lambda r: {"Input": _f(r, 3, 2)},
+        lambda i, a: np.pad(i["Input"], ((1, 2), (0, 0)), mode="wrap")),
+    "UnitVectorLayer": Case(
+        lambda: ng.UnitVectorLayer(4, Input=(3, ng.Restricted("Integer", 4))),
+        lambda r: {"Input": r.integers(0, 4, 3)}, lambda i, a: np.eye(4)[i["Input"]]),
+    "OrderingLayer": Case(
+        lambda: ng.OrderingLayer(2), lambda r: {"Input": _f(r, 5)},
+        lambda i, a: np.argsort(i["Input"], kind="stable")[:2]),
     # branch recurrent: the NumPy references of the recurrences are in test_recurrent*.py
     "BasicRecurrentLayer": Case(
         lambda: ng.BasicRecurrentLayer(2), lambda r: {"Input": _f(r, 1, 3)},

@@ -140,3 +140,101 @@ def test_map_lengths_must_agree():
 def test_map_inner_mismatch():
     with pytest.raises(ng.ShapeMismatchError):
         ng.NetMapOperator(ng.LinearLayer(2, Input=4), Input=(5, 3)).output_ports
+
+
+# ------------------------------------------- SequenceMost, SequenceRest, SequenceReverse
+def _lowered_padded(layer, x, pad=3):
+    """ng.lower(layer) on ``x`` padded with junk rows, given its true length."""
+    import jax.numpy as jnp
+
+    symbol = layer.inference.port((), "Input").dims[0].symbol
+    padded = np.concatenate([x, np.full((pad, *x.shape[1:]), 7.0, x.dtype)])
+    out = ng.lower(layer)(ng.params_of(layer), {"Input": jnp.asarray(padded)},
+                          lengths={symbol: jnp.asarray(len(x), jnp.int32)})
+    return np.asarray(out["Output"])
+
+
+DROPS = [(ng.SequenceMostLayer, lambda x: x[:-1]), (ng.SequenceRestLayer, lambda x: x[1:])]
+
+
+@pytest.mark.parametrize("cls, reference", DROPS)
+def test_most_rest(cls, reference, rng):
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    check = check_layer(cls(), {"Input": x}, lambda i, a: reference(i["Input"]), varying=True)
+    assert check.net.output_ports == {"Output": (3, 3)}
+    var = check.variants["varying"]
+    assert var.output_ports == {"Output": ("Varying", 3)}
+    assert var.port_types()["Output"].dims[0] != var.port_types()["Input"].dims[0]  # a new length
+    for n in (0, 1, 2, 5):  # padding never changes a result
+        x = rng.standard_normal((n, 3)).astype(np.float32)
+        np.testing.assert_array_equal(_lowered_padded(var, x)[:max(n - 1, 0)], reference(x))
+    outs = var([rng.standard_normal((n, 3)).astype(np.float32) for n in (1, 2, 6)])
+    assert [o.shape for o in outs] == [(0, 3), (1, 3), (5, 3)]
+
+
+@pytest.mark.parametrize("cls", [ng.SequenceMostLayer, ng.SequenceRestLayer])
+def test_most_rest_shapes(cls):
+    assert cls(Input=5).output_ports == {"Output": (4,)}
+    assert cls(Output=(4, 2)).input_ports == {"Input": (5, 2)}
+    assert cls(Input=(3, "Integer"))(np.array([1, 2, 3])).dtype.kind == "i"
+    with pytest.raises(ng.ShapeMismatchError, match="two or more"):
+        cls(Input=(1, 2)).output_ports
+    with pytest.raises(ng.ShapeMismatchError, match="sequence"):
+        cls(Input=()).output_ports
+
+
+def test_reverse(rng):
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    check = check_layer(ng.SequenceReverseLayer(), {"Input": x}, lambda i, a: i["Input"][::-1],
+                        varying=True)
+    var = check.variants["varying"]
+    types = var.port_types()
+    assert types["Input"].dims[0] == types["Output"].dims[0]  # the same length
+    for n in (0, 1, 3):
+        x = rng.standard_normal((n, 2)).astype(np.float32)
+        np.testing.assert_array_equal(_lowered_padded(var, x)[:n], x[::-1])
+
+
+def test_reverse_errors_and_save(tmp_path):
+    with pytest.raises(ng.ShapeMismatchError, match="sequence"):
+        ng.SequenceReverseLayer(Input=()).output_ports
+    layer = ng.SequenceReverseLayer(Input=("Varying", "Integer"))
+    ng.save(layer, tmp_path / "r.npz")
+    np.testing.assert_array_equal(ng.load(tmp_path / "r.npz")(np.array([1, 2, 3])), [3, 2, 1])
+
+
+# ------------------------------------------------------------------ SequenceIndicesLayer
+def test_indices(rng):
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    check = check_layer(ng.SequenceIndicesLayer(), {"Input": x},
+                        lambda i, a: np.arange(len(i["Input"])), varying=True)
+    assert check.net.output_ports == {"Output": (4, "Integer")}
+    assert check.variants["varying"].output_ports == {"Output": ("Varying", "Integer")}
+
+
+def test_indices_maximum_feeds_a_positional_embedding(rng):
+    """maximum=m caps the positions at m - 1 (Wolfram's Min[max, Range[n]], 0-based) and
+    declares them Restricted("Integer", m): the EmbeddingLayer infers its m rows."""
+    layer = ng.SequenceIndicesLayer(maximum=3, Input=("Varying", ng.Restricted("Integer", 9)))
+    assert layer.output_ports == {"Output": ("Varying", ng.Restricted("Integer", 3))}
+    np.testing.assert_array_equal(layer(np.arange(5)), [0, 1, 2, 2, 2])
+    positions = ng.NetGraph(
+        {"emb": ng.EmbeddingLayer(4, 9), "pos": ng.SequenceIndicesLayer(maximum=6),
+         "posemb": ng.EmbeddingLayer(4), "plus": ng.ThreadingLayer("Plus")},
+        [(ng.NetPort("Input"), ["emb", "pos"]), ("pos", "posemb"), (["emb", "posemb"], "plus")],
+        Input=("Varying", ng.Restricted("Integer", 9)))
+    assert ng.NetExtract(positions, "posemb").input_ports == {"Input": ("Varying", ng.Restricted("Integer", 6))}
+    net = ng.NetInitialize(positions, seed=0)
+    tokens = np.array([3, 1, 4, 1, 5, 8, 2, 6])
+    w, p = ng.NetExtract(net, ("emb", "Weights")), ng.NetExtract(net, ("posemb", "Weights"))
+    np.testing.assert_allclose(net(tokens), w[tokens] + p[np.minimum(np.arange(8), 5)], atol=1e-6)
+
+
+def test_indices_errors_and_save(tmp_path):
+    with pytest.raises(ng.SpecificationError):
+        ng.SequenceIndicesLayer(maximum=0)
+    with pytest.raises(ng.ShapeMismatchError, match="sequence"):
+        ng.SequenceIndicesLayer(Input=()).output_ports
+    layer = ng.SequenceIndicesLayer(maximum=2, Input="Varying")
+    ng.save(layer, tmp_path / "i.npz")
+    np.testing.assert_array_equal(ng.load(tmp_path / "i.npz")(np.ones(3, np.float32)), [0, 1, 1])

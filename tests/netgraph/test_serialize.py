@@ -337,6 +337,22 @@ CASES: dict[str, tuple[type, Case]] = {
         lambda: _keras_mha(num_heads=2, key_dim=2, value_dim=3, positions=2, attention_axes=2,
                            use_bias=False, output_shape=(2, 2), return_attention_scores=True,
                            kernel_initializer="he_normal"))),
+    # --- branch parts: sequence and part layers (options with slices, index lists, markers)
+    "SequenceMostLayer": (ng.SequenceMostLayer, Case(lambda: ng.SequenceMostLayer(Input=("Varying", 2)))),
+    "SequenceRestLayer": (ng.SequenceRestLayer, Case(lambda: ng.SequenceRestLayer(Input=(3, 2)))),
+    "SequenceReverseLayer": (ng.SequenceReverseLayer, Case(
+        lambda: ng.SequenceReverseLayer(Input=("Varying", 2)))),
+    "SequenceIndicesLayer": (ng.SequenceIndicesLayer, Case(
+        lambda: ng.SequenceIndicesLayer(maximum=4, Input=("Varying", 2)))),
+    "AppendLayer": (ng.AppendLayer, Case(lambda: ng.AppendLayer(Input=("Varying", 2)))),
+    "PrependLayer": (ng.PrependLayer, Case(lambda: ng.PrependLayer(Input=(3, 2)))),
+    "PartLayer": (ng.PartLayer, Case(
+        lambda: ng.PartLayer((slice(None, None, -1), [1, 0], ng.All, -1), Input=("Varying", 2, 3, 2)))),
+    "PaddingLayer": (ng.PaddingLayer, Case(
+        lambda: ng.PaddingLayer(((1, 2), (0, 1)), padding="Reflected", Input=("Varying", 3)))),
+    "UnitVectorLayer": (ng.UnitVectorLayer, Case(lambda: ng.UnitVectorLayer(Input=("Varying", R("Integer", 4))))),
+    "OrderingLayer": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(-2, Input="Varying"))),
+    "OrderingLayer/all": (ng.OrderingLayer, Case(lambda: ng.OrderingLayer(Input=3))),
     # --- branch recurrent: recurrent layers and operators
     "BasicRecurrentLayer": (ng.BasicRecurrentLayer, Case(
         lambda: ng.BasicRecurrentLayer(3, Input=("Varying", 2)))),
