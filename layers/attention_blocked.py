@@ -160,7 +160,7 @@ def clean_values(values: jax.Array, vis: Visibility) -> tuple[jax.Array, Optiona
     if not vis.rows_differ:
         return values, None
     finite = jnp.isfinite(values)
-    bad = ~jnp.all(finite.reshape(values.shape[0], -1), axis=-1)
+    bad = ~jnp.all(finite.reshape(values.shape[0], math.prod(values.shape[1:])), axis=-1)
     return jnp.where(finite, values, jnp.zeros((), values.dtype)), bad
 
 
@@ -190,6 +190,8 @@ def online_attention(pair_scores: PairScores, keys: jax.Array, values: jax.Array
     (P, v); ``scale`` (M,) float32 multiplies the scores of each row (or None); ``drop``: a
     dropout key (training) or None."""
     M, P, dtype = queries.shape[0], keys.shape[0], values.dtype
+    if M == 0 or P == 0:  # no query, or no key to see: zero rows
+        return jnp.zeros((M, values.shape[-1]), dtype)
     bq, bk = min(block_q, M), min(block_k, P)
     nq, nk = -(-M // bq), -(-P // bk)
     values, bad = clean_values(values, vis)
@@ -249,6 +251,8 @@ def blocked_scores(pair_scores: PairScores, keys: jax.Array, queries: jax.Array,
     """The (M, P) scores, computed block by block (checkpointed: the backward pass
     recomputes each block's pair tensor instead of storing it)."""
     M, P = queries.shape[0], keys.shape[0]
+    if M == 0 or P == 0:
+        return jnp.zeros((M, P), queries.dtype)
     bq, bk = min(block_q, M), min(block_k, P)
     nq, nk = -(-M // bq), -(-P // bk)
     qs, ks = _pad_rows(queries, nq * bq), _pad_rows(keys, nk * bk)

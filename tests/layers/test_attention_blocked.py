@@ -331,3 +331,16 @@ def test_fused_call_matches_the_layer(rng, mask):
         got = np.asarray(fused_dot_attention(jnp.asarray(x["Key"]), jnp.asarray(x["Value"]), jnp.asarray(x["Query"]),
                                              mask, 1 / np.sqrt(8), jnp.asarray(length), "xla"))
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_blocked_with_no_keys_or_no_queries(weights):
+    net = ng.NetInitialize(A("Dot", key_block_size=4, mask="Causal", attention_weights=weights,
+                             Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3)), seed=0)
+    empty = {"Key": np.zeros((0, 3), np.float32), "Value": np.zeros((0, 2), np.float32),
+             "Query": np.zeros((0, 3), np.float32)}
+    assert ng.lower(net)(ng.params_of(net), empty)["Output"].shape == (0, 2)
+    keyless = ng.NetInitialize(A("Dot", key_block_size=4, attention_weights=weights,
+                                 Key=("Varying", 3), Value=("Varying", 2), Query=(2, 3)), seed=0)
+    out = ng.lower(keyless)(ng.params_of(keyless), {**empty, "Query": np.ones((2, 3), np.float32)})
+    assert np.all(np.asarray(out["Output"]) == 0) and out["Output"].shape == (2, 2)
