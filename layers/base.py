@@ -240,10 +240,19 @@ class Layer(abc.ABC):
         for key in port_kw:
             if key not in ports:
                 self._unknown(key, option_values)
-        self._set(port_specs={k: parse_port_spec(v, f'{self.type_name} port "{k}"')
-                              for k, v in port_kw.items()})
+        self._set(port_specs={k: self._port_spec(k, v) for k, v in port_kw.items()})
         self._set_arrays(array_kw)
         self.inference  # inconsistent declarations fail at construction, as in Wolfram
+
+    def _port_spec(self, port: str, value: Any) -> PortSpec:
+        where = f'{self.type_name} port "{port}"'
+        if isinstance(value, np.ndarray):
+            raise SpecificationError(
+                f"{where}: a port shape is an int, a tuple or a string such as \"Varying\"; "
+                f"found a NumPy array {value!r}.",
+                hint=f"write {port}={tuple(value.tolist()) if value.ndim == 1 else '(...)'}.",
+            )
+        return parse_port_spec(value, where)
 
     def _unknown(self, key: str, option_values: Mapping[str, Any]) -> None:
         allowed = list(self.Options.model_fields) + list(self.arrays_declared)
@@ -348,7 +357,7 @@ class Layer(abc.ABC):
                 if v is None:
                     specs.pop(k, None)
                 else:
-                    specs[k] = parse_port_spec(v, f'{self.type_name} port "{k}"')
+                    specs[k] = self._port_spec(k, v)
             new._set(port_specs=specs)
         new._set_arrays(arrays or {})
         new._after_evolve()
@@ -452,6 +461,12 @@ class Layer(abc.ABC):
         """The declared arrays this layer has (those removed with ``Name=None`` left out)."""
         return {k: v for k, v in self.arrays_declared.items() if k not in self._removed}
 
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        """The values inference gave options left ``Automatic`` (``NetExtract`` shows them):
+        ``port(name)`` is the inferred PortType of one of this layer's ports. None where a
+        value is not inferred yet."""
+        return {}
+
     def children(self) -> dict[str, "Layer"]:
         """Sub-nets addressed by name (a graph's nodes, a map's "Net")."""
         return {}
@@ -502,11 +517,18 @@ class Layer(abc.ABC):
 
         return plot(self, path, **options)
 
-    def summary(self) -> str:
-        """Every layer with its path, type, inferred port shapes and parameter count."""
+    def summary(self, print_fn: Any = None) -> str | None:
+        """The table of every layer (path, type, inferred port shapes, parameter count), as
+        text: ``print(net.summary())`` or ``print(net)`` show it. With ``print_fn`` (Keras's
+        hook, e.g. ``print`` or a logger's method) it is called with the text instead, and
+        None comes back."""
         from ..summary import summary
 
-        return summary(self)
+        text = summary(self)
+        if print_fn is None:
+            return text
+        print_fn(text)
+        return None
 
     # ---------------------------------------------------------------------- display
     def describe(self) -> str:

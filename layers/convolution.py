@@ -22,22 +22,21 @@ from typing import Any, Literal, Union
 
 import jax
 import jax.numpy as jnp
-import pydantic
 
-from ..shapes import Automatic
+from ..shapes import Automatic, Known
 from ..errors import ShapeMismatchError
 from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import lower_layer, masked_along, valid_mask
-from .options import SizeOrAuto
+from .options import PositiveSize, Size, SizeOrAuto
 
-PosInt = pydantic.PositiveInt
+PosInt = PositiveSize
 PerAxis = Union[PosInt, tuple[PosInt, ...]]
 Padding = Union[
-    pydantic.NonNegativeInt,
-    tuple[pydantic.NonNegativeInt, ...],
-    tuple[tuple[pydantic.NonNegativeInt, pydantic.NonNegativeInt], ...],
+    Size,
+    tuple[Size, ...],
+    tuple[tuple[Size, Size], ...],
     Literal["Same", "Valid"],
 ]
 
@@ -126,6 +125,11 @@ class ConvolutionLayer(Layer):
         return None if input_rank is None else input_rank - 1
 
     # ------------------------------------------------------------------ template
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        out = port("Output").dims
+        channels = (out[-1] if self.options.interleaving else out[0]) if out else None
+        return {"channels": channels.size if isinstance(channels, Known) else None}
+
     def template(self, scope: Any) -> None:
         s = scope.solver
         scope.real("Input", "Output")
@@ -160,8 +164,11 @@ class ConvolutionLayer(Layer):
             scope.fix(c_out, o.channels, "Output")
         scope.same_dim(weights[0], c_out, "Weights")
         groups = s.new_dim(o.channel_groups)
+        channels_hint = ("channels cannot vary." if o.interleaving else "channels cannot vary: "
+                         "the input is channels-first (channels x positions); for a sequence of "
+                         "vectors (positions x channels) use interleaving=True.")
         rules.product(s, s.shape_of_dims((weights[1], groups)), c_in, scope.origin("Input"),
-                      scope.where("Input"), varying_hint="channels cannot vary.")
+                      scope.where("Input"), varying_hint=channels_hint)
         rules.product(s, s.shape_of_dims((s.new_dim(), groups)), c_out, scope.origin("Output"),
                       lambda: f"{scope.where('Output')} (channel_groups={o.channel_groups} must "
                       "divide the output channels)", varying_hint="channels cannot vary.")
@@ -217,7 +224,8 @@ def _lower_convolution(layer: ConvolutionLayer, ctx: Any, inputs: dict) -> dict:
     if "Biases" in ctx.params:
         y = y + ctx.params["Biases"].reshape((-1,) + (1,) * d)
     if first_length is not None:
-        out_len = jnp.maximum(output_size(first_length, *geometry[0]), 0)
+        out_len = output_size(first_length, *geometry[0])  # an int for exact-size data
+        out_len = max(out_len, 0) if isinstance(out_len, int) else jnp.maximum(out_len, 0)
         ctx.set_length("Output", 0 if o.interleaving else 1, out_len)
     if o.interleaving:
         y = jnp.moveaxis(y, 0, -1)

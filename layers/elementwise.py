@@ -34,8 +34,12 @@ import jax
 import jax.numpy as jnp
 import pydantic
 
+from ..errors import NetGraphError, ShapeMismatchError, SpecificationError
+from ..shapes import Known
+
 from .base import Layer, LayerOptions
 from .lowering import lower_layer
+from .scope import show_path
 
 
 _HALF_PI = math.pi / 2
@@ -144,6 +148,39 @@ def elementwise_function(function: Union[str, Callable]) -> Callable[[jax.Array]
     return ELEMENTWISE_FUNCTIONS[function] if isinstance(function, str) else function
 
 
+def call_user_function(layer: Layer, ctx: Any, function: Callable, *args: jax.Array) -> jax.Array:
+    """``function(*args)`` for a layer's Python function, checked at trace time: a failure
+    is a :class:`SpecificationError` naming the layer, and a result whose shape differs from
+    the inferred "Output" shape (the sizes that are known) a :class:`ShapeMismatchError`."""
+    name = getattr(function, "__name__", repr(function))
+    where = f"{show_path(ctx.path)} ({layer.describe()})"
+    shapes = ", ".join(str(tuple(jnp.shape(a))) for a in args)
+    try:
+        out = function(*args)
+    except NetGraphError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's code: any failure, with its cause
+        raise SpecificationError(
+            f"the function {name!r} of {where} failed on inputs of shape {shapes}: "
+            f"{type(err).__name__}: {err}",
+            hint="the function gets JAX arrays (traced: no NumPy conversion, no Python branching "
+            "on values); use jax.numpy operations.",
+        ) from err
+    expected = ctx.port("Output").dims
+    found = tuple(jnp.shape(out))
+    if expected is not None and (len(found) != len(expected) or any(
+            isinstance(d, Known) and d.size != n for d, n in zip(expected, found))):
+        raise ShapeMismatchError(
+            f"the function {name!r} of {where} returns an array of shape {found} for inputs of "
+            f"shape {shapes}; the inferred output is {ctx.port('Output')}.",
+            hint=f"{layer.type_name} functions keep the shape (element by element).",
+        )
+    return out
+
+
 @lower_layer.register(ElementwiseLayer)
 def _lower_elementwise(layer: ElementwiseLayer, ctx: Any, inputs: dict) -> dict:
-    return {"Output": elementwise_function(layer.options.function)(inputs["Input"])}
+    function = layer.options.function
+    if isinstance(function, str):
+        return {"Output": ELEMENTWISE_FUNCTIONS[function](inputs["Input"])}
+    return {"Output": call_user_function(layer, ctx, function, inputs["Input"])}

@@ -16,7 +16,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ..shapes import Automatic
+from ..shapes import Automatic, Known
 
 from .base import ArraySpec, Layer, LayerOptions
 from .lowering import lower_layer
@@ -35,6 +35,13 @@ class EmbeddingLayer(Layer):
 
     def describe(self) -> str:
         return f"EmbeddingLayer[{self.options.size}, {self.options.n}]"
+
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        out, element = port("Output").dims, port("Input").element
+        size = out[-1] if out else None
+        n = getattr(element, "n", None)
+        return {"size": size.size if isinstance(size, Known) else None,
+                "n": n.size if isinstance(n, Known) else None}
 
     def template(self, scope: Any) -> None:
         cells = scope.shapes(Input=("*a",), Output=("*a", "size"), Weights=("n", "size"))

@@ -19,7 +19,7 @@ from typing import Any
 import jax.numpy as jnp
 
 
-from ..shapes import Automatic
+from ..shapes import Automatic, Known
 from ..shapes import rules
 
 from .base import ArraySpec, Layer, LayerOptions
@@ -39,6 +39,13 @@ class LinearLayer(Layer):
     def describe(self) -> str:
         size = self.options.size
         return f"LinearLayer[{'Automatic' if size is Automatic else size}]"
+
+    def inferred_options(self, port: Any) -> dict[str, Any]:
+        dims = port("Output").dims
+        if dims is None or not all(isinstance(d, Known) for d in dims):
+            return {"size": None}
+        sizes = tuple(d.size for d in dims)
+        return {"size": sizes[0] if len(sizes) == 1 else sizes}
 
     def template(self, scope: Any) -> None:
         s = scope.solver

@@ -17,13 +17,17 @@ of graph nodes; lowering a NetGraph fills each requested path with that node's o
 """
 from __future__ import annotations
 
+import copy
 import functools
+import itertools
 import zlib
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from ..errors import InputDataError
 from ..shapes import Varying
 from ..shapes.porttype import PortType
 
@@ -32,6 +36,15 @@ from .scope import Inference, Path, show_path
 
 BATCH_AXIS = "batch"
 """The axis name netgraph gives ``jax.vmap`` over a batch of examples."""
+
+
+def _static(value: Any) -> int | None:
+    """A length known at trace time (exact-size data) as an int; None for a traced one."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer) and value.ndim == 0:
+        return int(value)
+    return None
 
 
 class LowerContext:
@@ -53,6 +66,8 @@ class LowerContext:
         row_valid: jax.Array | None = None,
         state: dict[Path, jax.Array] | None = None,
         taps: dict[Path, Any] | None = None,
+        scan_blocks: bool = True,
+        renames: tuple = (),
     ) -> None:
         self.inference = inference
         self.path = path
@@ -66,13 +81,34 @@ class LowerContext:
         self.row_valid = row_valid
         self.state = state
         self.taps = taps
+        self.scan_blocks = scan_blocks  # lower runs of repeated blocks as one lax.scan
+        self.renames = renames  # inside such a scan: (depth, {nominal name: real names}, index)
 
     def child(self, name: str) -> "LowerContext":
-        return LowerContext(
-            self.inference, self.path + (name,), self.params.get(name, {}), self.lengths,
-            self.rng, self.train, self.example, self.seeded, self.batch_axis, self.row_valid,
-            self.state, self.taps,
-        )
+        return self.replace(path=self.path + (name,), params=self.params.get(name, {}))
+
+    def replace(self, **changes: Any) -> "LowerContext":
+        """A copy with some attributes replaced (the rest shared)."""
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        return new
+
+    def _path_hash(self) -> Any:
+        """crc32 of this layer's path; inside scans over repeated blocks (``renames``), of
+        the path of the block being computed (a traced lookup in a table of them)."""
+        levels = [(d, table[self.path[d]], index) for d, table, index in self.renames
+                  if d < len(self.path) and self.path[d] in table]
+        if not levels:
+            return zlib.crc32("/".join(self.path).encode())
+        table = []
+        for combo in itertools.product(*(names for _, names, _ in levels)):
+            path = list(self.path)
+            for (d, _, _), name in zip(levels, combo):
+                path[d] = name
+            table.append(zlib.crc32("/".join(path).encode()))
+        shape = tuple(len(names) for _, names, _ in levels)
+        grid = jnp.asarray(table, jnp.uint32).reshape(shape)
+        return grid[tuple(index for _, _, index in levels)]
 
     def batch_sum(self, x: jax.Array) -> jax.Array:
         """``x`` summed over the real rows of the batch (``x`` itself when the caller does
@@ -107,13 +143,23 @@ class LowerContext:
         """Record the true length of an output axis whose varying symbol this layer creates."""
         dim = self.port(port).dims[axis]
         if isinstance(dim, Varying):
+            given, computed = _static(self.lengths.get(dim.symbol)), _static(value)
+            if given is not None and computed is not None and given != computed:
+                inputs = [name for (path, name), t in self.inference.ports.items()
+                          if path == () and t.dims and dim in t.dims]
+                raise InputDataError(
+                    f'{show_path(self.path)} port "{port}" has length {computed} along axis {axis}, '
+                    f"but the data of input port(s) {inputs}, which must have the same length, "
+                    f"has length {given}.",
+                    hint="a mask for the output of a layer has that layer's output length.",
+                )
             self.lengths.setdefault(dim.symbol, jnp.asarray(value, jnp.int32))
 
     def key(self, seed: int | None = None) -> jax.Array:
         """A PRNG key for this layer, derived from this layer's path and the call's key; a
         layer ``seed`` in a call without a seed of its own gives a key from the layer seed
         (and the example's row in a batch) alone, so the layer's randomness repeats."""
-        path_hash = zlib.crc32("/".join(self.path).encode())
+        path_hash = self._path_hash()
         if seed is not None and (self.rng is None or not self.seeded):
             base = jax.random.key(seed)
             if self.example is not None:
@@ -144,7 +190,7 @@ def valid_mask(length: jax.Array | int | None, size: int) -> jax.Array | None:
     """Boolean vector ``[size]``: True before ``length``; None when nothing is masked."""
     if length is None or (isinstance(length, int) and length >= size):
         return None  # a length known to cover the axis masks nothing (and costs nothing)
-    return jnp.arange(size) < length
+    return jnp.arange(size, dtype=jnp.int32) < length  # int32 lengths, also with 64-bit types on
 
 
 def masked_along(x: jax.Array, axis: int, mask: jax.Array | None, fill: float) -> jax.Array:

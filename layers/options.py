@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Iterable, Mapping, Union
 
+import numpy as np
 import pydantic
 
 from ..shapes import Automatic
@@ -63,6 +64,23 @@ def as_tuple(value: Any) -> Any:
 AutomaticT = Annotated[_AutomaticType, _is(Automatic)]
 AllT = Annotated[_AllType, _is(All)]
 InheritedT = Annotated[_InheritedType, _is(Inherited)]
-Size = pydantic.NonNegativeInt
+MAX_SIZE = 2**31 - 1
+"""The largest size of one dimension (JAX indexes with int32)."""
+
+
+def _whole_number(value: Any) -> Any:
+    """Before-validator of sizes: an int (a NumPy integer too); a bool or a float is refused,
+    so ``LinearLayer(True)`` or ``LinearLayer(8.0)`` is an error, not size 1 or 8."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"a size must be an int, not a bool ({value!r})")
+    if isinstance(value, (float, np.floating)):
+        raise ValueError(f"a size must be an int, not a float ({value!r})")
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+Size = Annotated[int, pydantic.BeforeValidator(_whole_number), pydantic.Field(ge=0, le=MAX_SIZE)]
+PositiveSize = Annotated[int, pydantic.BeforeValidator(_whole_number), pydantic.Field(ge=1, le=MAX_SIZE)]
 SizeOrAuto = Union[Size, AutomaticT]
 Dims = Union[Size, tuple[Size, ...], AutomaticT]

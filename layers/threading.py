@@ -26,6 +26,7 @@ import pydantic
 from ..shapes import rules
 
 from .base import Layer, LayerOptions
+from .elementwise import call_user_function
 from .lowering import lower_layer
 
 _BINARY = ("Subtract", "Divide", "Power")
@@ -135,8 +136,10 @@ class TotalLayer(VariadicLayer):
 @lower_layer.register(ThreadingLayer)
 def _lower_threading(layer: ThreadingLayer, ctx: Any, inputs: dict) -> dict:
     f = layer.options.function
-    function = THREADING_FUNCTIONS[f] if isinstance(f, str) else f
-    return {"Output": thread_arrays(function, [inputs[n] for n in layer.input_names])}
+    xs = [inputs[n] for n in layer.input_names]
+    if isinstance(f, str):
+        return {"Output": thread_arrays(THREADING_FUNCTIONS[f], xs)}
+    return {"Output": thread_arrays(lambda *args: call_user_function(layer, ctx, f, *args), xs)}
 
 
 @lower_layer.register(TotalLayer)

@@ -40,6 +40,7 @@ from .surgery import NetDrop, NetFlatten, NetTake
 from .compiler import lower, params_of, with_params
 from .serialize import from_config, load, save, to_config
 from .train import NetTrain, TrainResult, TrainingEvent
+from . import distributed
 
 __all__ = [
     *_layer_names,
@@ -50,4 +51,5 @@ __all__ = [
     "SerializationError", "from_config", "load", "save", "to_config",
     "ShapeMismatchError", "SpecificationError", "UninitializedError", "compile_stats",
     "evaluate", "export", "exported_signature", "load_exported", "keras", "GraphIR", "PortRef", "walk", "iter_layers", "map_layers", "NetTrain", "TrainResult", "TrainingEvent", "lower", "params_of", "with_params", "NetArray", "Layer",
+    "distributed",
 ]

@@ -13,10 +13,17 @@
   empty.
 
 The function is pure, so ``jax.jit``, ``jax.grad`` and ``jax.vmap`` all accept it.
+
+``lower(net, precision=...)`` picks the working precision (Wolfram's WorkingPrecision):
+"Real32", "Real16" (float16), "BFloat16" or "Real64" - params and real inputs are cast to
+that type and everything is computed in it (softmax statistics of 16-bit data in float32);
+by default nothing is cast: the function computes in the types of the arrays it is given. "Real64" needs JAX's 64-bit types: call the function inside ``with
+jax.enable_x64():`` (``net(x, precision="Real64")`` and ``NetTrain`` do that themselves).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,15 +35,59 @@ from .layers.dot import DotLayer
 from .layers.lowering import LowerContext, lower_layer
 from .layers.scope import Path, show_path
 from .layers.tree import iter_layers, map_layers
-from .shapes import Known, Varying
-from .errors import InputDataError, ShapeMismatchError, UninitializedError
+from .shapes import Known, Real, Varying
+from .errors import InputDataError, ShapeMismatchError, SpecificationError, UninitializedError
 
 from .graph import NetGraph
 from .ir import PortRef, walk
+from .scan_blocks import STACKED, RunLowering, find_runs, unstack_others
+
+
+PRECISIONS = {"Real32": jnp.float32, "Real16": jnp.float16, "BFloat16": jnp.bfloat16, "Real64": jnp.float64}
+"""The working precisions and their element types."""
+
+
+def precision_dtype(precision: Any) -> np.dtype:
+    """The element type of a working precision ("Real32", "Real16", "BFloat16", "Real64")."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise SpecificationError(f"precision must be one of {list(PRECISIONS)}; found {precision!r}.",
+                                 hint='"Real32" (float32) is the default; "Real16" is float16.')
+    return np.dtype(PRECISIONS[precision])
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str) -> Iterator[None]:
+    """JAX's 64-bit types switched on for "Real64", for this thread and this block only."""
+    if precision == "Real64":
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def cast_floats(tree: Any, dtype: Any) -> Any:
+    """``tree`` with every floating-point leaf cast to ``dtype`` (integers untouched)."""
+    def cast(a: Any) -> Any:
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) and a.dtype != dtype else a
+
+    return jax.tree.map(cast, tree)
+
+
+def require_x64(precision: str) -> None:
+    if precision == "Real64" and not jax.config.jax_enable_x64:
+        raise SpecificationError(
+            'precision="Real64" needs JAX\'s 64-bit types, which are off.',
+            hint="call the lowered function inside `with jax.enable_x64():` (or set "
+            'jax.config.update("jax_enable_x64", True) at start-up).')
 
 
 @lower_layer.register(NetGraph)
 def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
+    runs = find_runs(graph.ir, ctx.inference, ctx.path, ctx.taps) if ctx.scan_blocks else []
+    if STACKED in ctx.params:  # params stacked ahead for runs this lowering leaves unrolled
+        ctx = ctx.replace(params=unstack_others(ctx.params, graph.ir, ctx.inference, ctx.path, runs))
+    if runs:  # repeated blocks: one lax.scan each (see netgraph.scan_blocks)
+        return walk(graph.ir, RunLowering(ctx, graph.ir, runs, _lower_node).visit, inputs)
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
 
@@ -115,8 +166,42 @@ def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+def check_params(net: Layer, params: Any, where: str) -> None:
+    """``params`` has every array of ``net`` (a nested dict as :func:`params_of` gives),
+    none of them None (uninitialised), each of the solved shape; else an error naming the
+    first array that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
+    if not isinstance(params, Mapping):
+        raise InputDataError(f"{where}: params must be a nested dict as ng.params_of(net) gives; "
+                             f"found {type(params).__name__}.")
+    expected = params_of(net)
+
+    def visit(want: Mapping[str, Any], got: Any, path: Path) -> None:
+        if not isinstance(got, Mapping):
+            raise InputDataError(f"{where}: params at {show_path(path) or 'the top'} must be a dict; "
+                                 f"found {type(got).__name__}.")
+        for name, value in want.items():
+            if isinstance(value, Mapping) and not jax.tree_util.tree_leaves(value):
+                continue  # a sub-net without arrays may be left out
+            if name not in got:
+                raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
+                                     hint="start from ng.params_of(net) and keep its structure.")
+            if isinstance(value, Mapping):
+                visit(value, got[name], path + (name,))
+                continue
+            array = got[name]
+            if array is None:
+                raise UninitializedError(f"{where}: the array {show_path(path + (name,))} is not "
+                                         "initialised (None).", hint="call NetInitialize(net) first.")
+            if value is not None and tuple(jnp.shape(array)) != tuple(np.shape(value)):
+                raise InputDataError(f"{where}: the array {show_path(path + (name,))} has shape "
+                                     f"{tuple(jnp.shape(array))}; the net's has {tuple(np.shape(value))}.")
+
+    visit(expected, params, ())
+
+
 def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
     """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
+    check_params(net, params, "with_params")
     shared = params.get("SharedArrays", {})
 
     def put(path: Path, layer: Layer) -> Layer:
@@ -289,17 +374,30 @@ def port_lengths(net: Layer, lengths: Mapping[Any, Any] | None) -> dict[str, Any
     return out
 
 
-def lower(net: Layer, *, batch_axis: str | None = None) -> Callable[..., Any]:
+def lower(net: Layer, *, batch_axis: str | None = None, scan_blocks: bool = True,
+          precision: str | None = None) -> Callable[..., Any]:
     """The pure function of ``net`` (see the module docstring). ``batch_axis``: the
     ``axis_name`` you give ``jax.vmap`` over a batch, so that batch-statistics layers
     (BatchNormalizationLayer) normalise over the batch in training mode; without it each
-    example is its own batch."""
+    example is its own batch. ``scan_blocks``: lower runs of structurally identical
+    consecutive blocks as one ``lax.scan`` (compile time independent of depth; same
+    results, see :mod:`netgraph.scan_blocks`); False lowers every node unrolled.
+    ``precision``: the working precision (see the module docstring); None (the default)
+    computes in the types of the arrays given."""
+    dtype = None if precision is None else precision_dtype(precision)
+    real = {n for n in net.input_names if isinstance(net.inference.port((), n).element, Real)}
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
         collected: dict[Path, jax.Array] | None = {} if return_state else None
-        outputs = run(net, params, check_example(net, inputs), port_lengths(net, lengths), rng,
-                      train, batch_axis=batch_axis, state=collected)[0]
+        check_params(net, params, "the lowered function")
+        inputs = check_example(net, inputs)
+        if dtype is not None:
+            require_x64(precision)
+            inputs = {n: jnp.asarray(v).astype(dtype) if n in real else v for n, v in inputs.items()}
+            params = cast_floats(params, dtype)
+        outputs = run(net, params, inputs, port_lengths(net, lengths), rng,
+                      train, batch_axis=batch_axis, state=collected, scan_blocks=scan_blocks)[0]
         return (outputs, state_tree(collected)) if return_state else outputs
 
     apply.__doc__ = f"The lowered function of {net.describe()}; see netgraph.compiler."

@@ -23,14 +23,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from .layers.base import Layer
+from .layers.tree import iter_layers
 from .layers.lowering import BATCH_AXIS
 from .shapes import Auto, Automatic, Index, Known, Real, Varying
-from .errors import InputDataError
+from .errors import InputDataError, NetGraphError
 from .shapes.porttype import PortType
 
 from .batching import DEFAULT_BATCH_SIZE, Example, Progress, pad_batch, plan, resolve_devices, unpad
-from .compiler import lower, params_of, port_dict, require_initialized, run
+from .initialize import check_seed
+from .compiler import cast_floats, lower, params_of, port_dict, precision_dtype, precision_scope, require_initialized, run
+from .distributed import put, to_host
 from .ports import coders_of, evaluate_coded
+from .scan_blocks import stack_runs
 
 
 # ------------------------------------------------------------------ the evaluation cache
@@ -48,6 +52,7 @@ class EvaluationCache:
     padded_shapes: set = field(default_factory=set)
     initialized: bool = False
     fast: dict[tuple, Any] = field(default_factory=dict)  # input signature -> prepared call
+    produced: frozenset | None = None  # see produced_input_lengths
 
 
 def evaluation_cache(net: Layer) -> EvaluationCache:
@@ -68,24 +73,71 @@ def as_numeric(where: str, value: Any) -> np.ndarray:
             f"{where} is not a rectangular array ({err}).",
             hint="examples of different lengths go in a list, one array per example.",
         ) from err
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:
+        raise InputDataError(
+            f"{where} is an object array (dtype object), not a numeric array: a ragged array of "
+            "examples of different lengths?",
+            hint="pass a list of arrays, one per example: net([x1, x2, ...]).",
+        )
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputDataError(f"Input to network is not a numeric array: {where} got dtype {arr.dtype}.")
     return arr
 
 
-def check_element(where: str, ptype: PortType, arr: np.ndarray) -> np.ndarray:
+def check_float_range(where: str, arr: np.ndarray, real: Any = np.float32) -> None:
+    """Wider floats must fit the working precision's type ``real``: no silent inf."""
+    limit = float(jnp.finfo(real).max)
+    if arr.dtype.itemsize > np.dtype(real).itemsize and arr.size:
+        finite = np.abs(arr[np.isfinite(arr)])
+        if finite.size and finite.max() > limit:
+            raise InputDataError(
+                f"{where} holds {arr.dtype} values beyond the {np.dtype(real).name} range (largest "
+                f"magnitude {finite.max():.4g} > {limit:.4g}), which would become inf.",
+                hint="rescale the data, or evaluate in a wider precision (precision=\"Real64\").",
+            )
+
+
+def is_mask_port(name: str, ptype: PortType) -> bool:
+    """A mask port: named ``...Mask`` (KeyMask, QueryMask, ValueMask, AttentionMask) and
+    holding 0/1 integers. Its data may also be booleans or floats (non-zero: visible, as
+    Keras reads masks), and a batch's ports may share one mask (given without the batch axis)."""
     element = ptype.element
+    return (name.endswith("Mask") and isinstance(element, Index) and isinstance(element.n, Known)
+            and element.n.size == 2)
+
+
+def check_element(where: str, ptype: PortType, arr: np.ndarray, real: Any = np.float32,
+                  mask: bool = False) -> np.ndarray:
+    """``arr`` checked against the element type of a port, as the array the net computes
+    on: ``real`` (the working precision's type) for real ports, int32 for integer ones;
+    ``mask``: a mask port's data (booleans, 0/1 integers, or floats: non-zero is visible)."""
+    element = ptype.element
+    if mask and np.issubdtype(arr.dtype, np.floating):
+        return (arr != 0).astype(np.int32)  # Keras: a non-zero mask entry is visible
+    if mask and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise InputDataError(f"{where} is a mask: booleans, 0/1 integers or floats (non-zero = "
+                             f"visible); found {arr.dtype} data.")
     if isinstance(element, Real):
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise InputDataError(
+                f"{where} should be real numbers; found complex data ({arr.dtype}), whose "
+                "imaginary part would be lost.",
+                hint="pass x.real (or split real and imaginary parts into two ports).",
+            )
         if not np.issubdtype(arr.dtype, np.floating):
             raise InputDataError(
                 f"{where} should be real numbers; found {arr.dtype} data.",
                 hint='convert with x.astype(np.float32); integer ports are declared "Integer".',
             )
-        return arr.astype(np.float32, copy=False)
+        check_float_range(where, arr, real)
+        return arr.astype(real, copy=False)
     if arr.dtype == bool:
         arr = arr.astype(np.int32)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise InputDataError(f"{where} should be integers ({element}); found {arr.dtype} data.")
+        raise InputDataError(
+            f"{where} should be integers ({element}); found {arr.dtype} data.",
+            hint="indices (token ids, classes) are integers: convert with x.astype(np.int32).",
+        )
     if isinstance(element, Index) and isinstance(element.n, Known) and arr.size:
         n = element.n.size
         low, high = int(arr.min()), int(arr.max())
@@ -148,9 +200,10 @@ def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = fr
             specs[name] = dims + ((declared.element,) if declared and declared.element else ())
         elif any(isinstance(d, Auto) for d in ptype.dims):
             shape = shape[len(shape) - len(ptype.dims):] if ptype.dims else ()
-            specs[name] = tuple(  # a varying axis stays as the net says (Automatic here)
+            specs[name] = tuple(  # a varying first axis stays varying (only it can be declared so;
+                # a later one stays as the net says): only unknown sizes are fitted
                 ("Varying" if i == 0 and name in varying else s) if isinstance(d, Auto)
-                else (d.size if isinstance(d, Known) else Automatic)
+                else (d.size if isinstance(d, Known) else ("Varying" if i == 0 else Automatic))
                 for i, (d, s) in enumerate(zip(ptype.dims, shape))
             ) + tuple(element)
     key = tuple(sorted(specs.items()))
@@ -160,6 +213,27 @@ def fit_to_data(net: Layer, first: dict[str, np.ndarray], varying: set[str] = fr
         evaluation_cache(fitted).stats = cache.stats
         cache.fitted[key] = fitted
     return cache.fitted[key]
+
+
+def _fit_list(net: Layer, given: dict[str, list]) -> Layer:
+    """``net`` fitted to a list of examples: an unknown first axis is a varying length (as
+    if declared "Varying", so that any list the "Varying" net takes is taken the same way),
+    or, where the net cannot take a varying length there, the examples' common length."""
+    first = {n: v[0] for n, v in given.items()}
+    differ = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
+    unknown = set()
+    for name in net.input_names:
+        dims = net.inference.port((), name).dims
+        if dims is None or (dims and isinstance(dims[0], Auto)):
+            unknown.add(name)
+    if unknown - differ:
+        try:
+            fitted = fit_to_data(net, first, unknown | differ)
+            fitted.inference
+            return fitted
+        except NetGraphError:
+            pass  # e.g. a LinearLayer needs the fixed size: take the one of the data
+    return fit_to_data(net, first, differ)
 
 
 def _split(name: str, value: Any, rank: int | None) -> tuple[str, Any]:
@@ -229,16 +303,17 @@ def _output_axes(net: Layer, taps: tuple = ()) -> dict[str, list[tuple[int, str]
     return _varying_axes({n: net.inference.port((), n) for n in net.output_names})
 
 
-def _placed_params(net: Layer, devices: Sequence[Any]) -> Any:
-    key = tuple(devices)
+def _placed_params(net: Layer, devices: Sequence[Any], precision: str = "Real32") -> Any:
+    key = (tuple(devices), precision)
     cache = evaluation_cache(net).placed_params
     if key not in cache:
-        params = params_of(net)
+        params = stack_runs(net, params_of(net))  # repeated blocks: one array per run
+        params = cast_floats(params, precision_dtype(precision))
         if len(devices) == 1:
             placed = jax.device_put(params, devices[0])
         else:
             mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-            placed = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+            placed = put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
         cache[key] = placed
     return cache[key]
 
@@ -247,7 +322,8 @@ def _place(tree: Any, devices: Sequence[Any]) -> Any:
     if len(devices) == 1:
         return jax.device_put(tree, devices[0])
     mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+    # every process holds the same data; each fills its own devices (netgraph.distributed)
+    return put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
 
 
 def _pad_rows(tree: dict, extra: int) -> dict:
@@ -256,7 +332,7 @@ def _pad_rows(tree: dict, extra: int) -> dict:
 
 def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: bool,
           seed: int | None, devices: Sequence[Any], batch_number: int = 0,
-          real_rows: int | None = None, taps: tuple = ()) -> tuple[dict, dict]:
+          real_rows: int | None = None, taps: tuple = (), precision: str = "Real32") -> tuple[dict, dict]:
     """Run one padded batch; ``index``: each row's example number (seeds layer randomness),
     ``batch_number``: distinguishes the batches of one call for a call seed, ``real_rows``:
     how many leading rows are real examples (the rest is padding; default all)."""
@@ -277,12 +353,15 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
     valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding rows
     # never enter batch statistics
     placed = _place((inputs, lengths, rngs, index.astype(np.int32), valid), devices)
-    outputs, out_lengths = fn(_placed_params(net, devices), *placed)
-    return ({k: np.asarray(v)[:rows] for k, v in outputs.items()},
-            {k: np.asarray(v)[:rows] for k, v in out_lengths.items()})
+    outputs, out_lengths = fn(_placed_params(net, devices, precision), *placed)
+    return ({k: to_host(v)[:rows] for k, v in outputs.items()},
+            {k: to_host(v)[:rows] for k, v in out_lengths.items()})
 
 
 # ------------------------------------------------------------------------ entry
+EVALUATION_OPTIONS = ("batch_size", "train", "seed", "target_device", "progress")
+
+
 def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> Any:
     """Evaluate ``net`` on one example, a batch, or a list of examples (see the module
     docstring). ``port``: one output port by name, a property of the net's decoder
@@ -291,9 +370,19 @@ def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> 
     call for lists (default 32); ``train``: training mode (dropout on); ``seed``: its
     randomness; ``target_device``: "CPU", "GPU", (kind, n | "All") or a list of JAX devices -
     with several, each batch is sharded across them; ``progress``: a progress bar on stderr
-    (default: on for long lists). Data for a port with a NetEncoder is encoded first, and an
-    output with a NetDecoder is decoded (see :mod:`netgraph.coders`).
+    (default: on for long lists); ``precision``: "Real32" (default), "Real16", "BFloat16" or
+    "Real64" - arrays, real inputs, computation and results in that type (Real64 switches
+    JAX's 64-bit types on for this call only). Data for a port with a NetEncoder is encoded
+    first, and an output with a NetDecoder is decoded (see :mod:`netgraph.coders`). Any other
+    keyword is an :class:`InputDataError` (never silently ignored).
     """
+    unknown = sorted(set(options) - set(EVALUATION_OPTIONS))
+    if unknown:
+        raise InputDataError(
+            f"net(...) got unknown option(s) {unknown}; its options are "
+            f"{', '.join(EVALUATION_OPTIONS)} (and the output port).",
+            hint="input data goes in the first argument: net({port: array, ...}).",
+        )
     coders = coders_of(net) if net.port_specs else None
     if port is not None or coders:
         return evaluate_coded(net, data, port, coders or {}, **options)
@@ -302,18 +391,31 @@ def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> 
 
 def evaluate_raw(net: Layer, data: Any = None, *, batch_size: int | None = None, train: bool = False,
                  seed: int | None = None, target_device: Any = None, progress: bool | None = None,
-                 taps: tuple = ()) -> Any:
+                 taps: tuple = (), precision: str = "Real32") -> Any:
     """:func:`evaluate` without coders; ``taps`` returns those inner ports instead."""
+    if seed is not None:
+        seed = check_seed(seed, "net(..., seed=)")
+    if precision != "Real32":
+        precision_dtype(precision)  # a bad name is an error before anything else
+        with precision_scope(precision):
+            return _evaluate(net, data, batch_size, train, seed, target_device, progress, taps, precision)
+    return _evaluate(net, data, batch_size, train, seed, target_device, progress, taps, precision)
+
+
+def _evaluate(net: Layer, data: Any, batch_size: int | None, train: bool, seed: int | None,
+              target_device: Any, progress: bool | None, taps: tuple, precision: str) -> Any:
     cache = evaluation_cache(net)
     plain = batch_size is None and not train and target_device is None and not taps
     key = _signature(net, data) if plain else None
+    if key is not None and precision != "Real32":
+        key = (*key, precision)
     if key is not None and key in cache.fast:
         return cache.fast[key](data)  # an input signature seen before: only value checks
     if _traced(data):
         if taps:
             raise InputDataError("reading inner ports (NetPort) needs NumPy data, not traced values.",
                                  hint="call the net outside jax.jit / jax.grad to read them.")
-        return _evaluate_traced(net, data, train, seed)
+        return _evaluate_traced(net, data, train, seed, precision)
     if not cache.initialized:
         require_initialized(net)
         cache.initialized = True
@@ -332,10 +434,11 @@ def evaluate_raw(net: Layer, data: Any = None, *, batch_size: int | None = None,
         )
     if "list" in kinds:
         return _evaluate_list(net, {n: v for n, (_, v) in split.items()}, batch_size or DEFAULT_BATCH_SIZE,
-                              train, seed, devices, progress, taps)
-    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices, taps)
+                              train, seed, devices, progress, taps, precision)
+    result = _evaluate_arrays(net, {n: v for n, (_, v) in split.items()}, train, seed, devices, taps,
+                              precision)
     if key is not None and seed is None:
-        cache.fast[key] = _fast_call(net, key, devices)
+        cache.fast[key] = _fast_call(net, key, devices, precision)
     return result
 
 
@@ -350,11 +453,12 @@ def _signature(net: Layer, data: Any) -> tuple | None:
     return None
 
 
-def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
+def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = "Real32") -> Any:
     """A call for data of signature ``key``, which passed every check once: it keeps only
     the checks that need values (index ranges, vectorised) and calls the compiled function
     with everything else prepared. A value that fails goes through the full path, for its
     message."""
+    key = tuple(k for k in key if k != precision)  # (port, shape, dtype) entries
     single = key[0][0] is None
     names = net.input_names
     shapes = {names[0] if single else n: shape for n, shape, _ in key}
@@ -362,12 +466,17 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
         if needs_data_shapes(net) else net
     types = {n: fitted.inference.port((), n) for n in names}
     is_batch = any(len(shapes[n]) == len(types[n].dims) + 1 for n in names)
-    rows = next(iter(shapes.values()))[0] if is_batch else 1
-    dtypes = {n: np.float32 if isinstance(types[n].element, Real) else np.int32 for n in names}
+    masks = [n for n in names if is_mask_port(n, types[n])]
+    ranks = {n: len(types[n].dims) for n in names}
+    rows = next(shapes[n][0] for n in names if len(shapes[n]) == len(types[n].dims) + 1) if is_batch else 1
+    real = precision_dtype(precision)
+    dtypes = {n: real if isinstance(types[n].element, Real) else np.int32 for n in names}
     ranges = [(n, types[n].element.n.size) for n in names
               if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
+    wide = [n for n, (_, _, dtype) in zip(shapes, key) if np.dtype(dtype).kind == "f"
+            and np.dtype(dtype).itemsize > np.dtype(real).itemsize]  # the range is a value check
     fn = _compiled(fitted, False, False)
-    params = _placed_params(fitted, devices)
+    params = _placed_params(fitted, devices, precision)
     extra = jax.device_put((np.zeros(rows, np.uint32), np.arange(rows, dtype=np.int32),
                             np.ones(rows, bool)), devices[0])
     stats = evaluation_cache(fitted).stats
@@ -378,7 +487,13 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any]) -> Any:
         for n, high in ranges:
             a = given[n]
             if a.size and (a.min() < 0 or a.max() >= high):
-                return _evaluate_arrays(net, given, False, None, devices)  # raises the message
+                return _evaluate_arrays(net, given, False, None, devices, precision=precision)  # raises the message
+        for n in wide:
+            check_float_range(f'Data provided to port "{n}"', given[n], real)
+        for n in masks:  # floats and a mask shared by the batch, as the full path takes them
+            a = given[n]
+            a = (a != 0) if a.dtype.kind == "f" else a
+            given = {**given, n: np.broadcast_to(a, (rows, *a.shape)) if is_batch and a.ndim == ranks[n] else a}
         inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
         outputs, _ = fn(params, inputs, {}, *extra)
@@ -395,7 +510,7 @@ def _traced(data: Any) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in values)
 
 
-def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> Any:
+def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None, precision: str = "Real32") -> Any:
     """``net(x)`` inside ``jax.jit`` / ``jax.grad`` / ``jax.vmap``: the lowered function on
     the traced values (one example, or a batch by its leading axis), no host round trip."""
     require_initialized(net)
@@ -405,7 +520,8 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
     if len(set(batched.values())) > 1:
         raise InputDataError("some ports got one example and others a batch: "
                              + ", ".join(f"{n}: {'batch' if b else 'one example'}" for n, b in batched.items()))
-    apply = lower(net, batch_axis=BATCH_AXIS)
+    # traced values keep their own types unless a precision is asked for
+    apply = lower(net, batch_axis=BATCH_AXIS, precision=None if precision == "Real32" else precision)
     params = params_of(net)
     rng = jax.random.key(seed) if train and seed is not None else None
     if train and rng is None:
@@ -420,12 +536,28 @@ def _evaluate_traced(net: Layer, data: Any, train: bool, seed: int | None) -> An
     return one(given)
 
 
+def _share_masks(arrays: dict[str, np.ndarray], types: Mapping[str, PortType], masks: set[str]) -> dict:
+    """A mask given once (at the example's rank) for a batch whose other ports have the
+    batch axis is shared by every example (Keras broadcasts a (T, S) attention mask)."""
+    ranks = {n: len(types[n].dims) for n in arrays}
+    rows = {a.shape[0] for n, a in arrays.items() if a.ndim == ranks[n] + 1}
+    shared = [n for n in masks if arrays[n].ndim == ranks[n]]
+    if len(rows) != 1 or not shared or any(
+            arrays[n].ndim == ranks[n] for n in arrays if n not in masks):
+        return arrays
+    (count,) = rows
+    return {**arrays, **{n: np.broadcast_to(arrays[n], (count, *arrays[n].shape)) for n in shared}}
+
+
 def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed: int | None,
-                     devices: Sequence[Any], taps: tuple = ()) -> Any:
+                     devices: Sequence[Any], taps: tuple = (), precision: str = "Real32") -> Any:
     if needs_data_shapes(net):
         net = fit_to_data(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
-    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n]) for n in types}
+    masks = {n for n in types if is_mask_port(n, types[n])}
+    real = precision_dtype(precision)
+    arrays = {n: check_element(f'Data provided to port "{n}"', types[n], given[n], real, n in masks) for n in types}
+    arrays = _share_masks(arrays, types, masks)
     batched = {}
     for n, arr in arrays.items():
         rank = len(types[n].dims)
@@ -451,14 +583,16 @@ def _evaluate_arrays(net: Layer, given: dict[str, np.ndarray], train: bool, seed
         arrays = {n: a[None] for n, a in arrays.items()}
     rows = next(iter(arrays.values())).shape[0] if arrays else 1
     # every example has its arrays' exact sizes: lengths stay static (read off the shapes)
-    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices, taps=taps)
+    outputs, _ = _call(net, arrays, {}, np.arange(rows, dtype=np.int32), train, seed, devices, taps=taps,
+                       precision=precision)
     if not is_batch:
         outputs = {k: v[0] for k, v in outputs.items()}
     return next(iter(outputs.values())) if len(outputs) == 1 else outputs
 
 
 def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: bool, seed: int | None,
-                   devices: Sequence[Any], progress: bool | None, taps: tuple = ()) -> list:
+                   devices: Sequence[Any], progress: bool | None, taps: tuple = (),
+                   precision: str = "Real32") -> list:
     counts = {n: len(v) for n, v in given.items()}
     if len(set(counts.values())) > 1:
         raise InputDataError(f"the ports got different numbers of examples: {counts}.")
@@ -466,21 +600,22 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
     if count == 0:
         return []
     if needs_data_shapes(net):
-        varying = {n for n, v in given.items() if len({np.shape(x)[:1] for x in v}) > 1}
-        net = fit_to_data(net, {n: v[0] for n, v in given.items()}, varying)
+        net = _fit_list(net, given)
     types = {n: net.inference.port((), n) for n in net.input_names}
     examples = []
     for i in range(count):
         arrays = {}
         for n in types:
             where = f'Data provided to port "{n}", element #{i},'
-            arr = check_element(where, types[n], given[n][i])
+            arr = check_element(where, types[n], given[n][i], precision_dtype(precision), is_mask_port(n, types[n]))
             if arr.ndim != len(types[n].dims):
                 raise InputDataError(f"{where} should be a rank-{len(types[n].dims)} array {types[n]}; "
                                      f"found shape {arr.shape}.")
             check_fixed_sizes(where, types[n], arr.shape)
             arrays[n] = arr
         examples.append(Example(arrays, example_lengths(types, arrays, 0, f"element #{i}: ")))
+    if produced_input_lengths(net):
+        return _evaluate_by_shape(net, examples, batch_size, train, seed, devices)
     symbols = sorted({s for axes in _varying_axes(types).values() for _, s in axes})
     batch_size = -(-batch_size // len(devices)) * len(devices)
     results: list[Any] = [None] * count
@@ -492,11 +627,50 @@ def _evaluate_list(net: Layer, given: dict[str, list], batch_size: int, train: b
         inputs, lengths, rows = pad_batch(batch, _varying_axes(types), symbols, batch_size, shapes_seen)
         index = np.array(list(indices) + [0] * (rows - len(indices)), np.int32)
         outputs, out_lengths = _call(net, inputs, lengths, index, train, seed, devices, number,
-                                     len(indices), taps)
+                                     len(indices), taps, precision)
         for row, i in enumerate(indices):
             one = unpad(outputs, out_lengths, out_axes, row)
             results[i] = next(iter(one.values())) if len(one) == 1 else one
         bar.advance(len(indices))
+    return results
+
+
+def produced_input_lengths(net: Layer) -> set[str]:
+    """Varying symbols of input ports that a layer produces (a KeyMask for the keys a
+    convolution computes): padding cannot know their padded size in advance."""
+    cache = evaluation_cache(net)
+    if cache.produced is not None:
+        return set(cache.produced)
+    inference = net.inference
+    inputs = {d.symbol for n in net.input_names for d in (inference.port((), n).dims or ())
+              if isinstance(d, Varying)}
+    def symbols(path: tuple, names: Sequence[str]) -> set[str]:
+        types = [inference.ports.get((path, n)) for n in names]
+        return {d.symbol for t in types if t is not None for d in (t.dims or ()) if isinstance(d, Varying)}
+
+    produced: set[str] = set()
+    for path, layer in iter_layers(net):
+        if not layer.is_container:
+            produced |= symbols(path, layer.output_names) - symbols(path, layer.input_names)
+    cache.produced = frozenset(produced & inputs)
+    return set(cache.produced)
+
+
+def _evaluate_by_shape(net: Layer, examples: list[Example], batch_size: int, train: bool,
+                       seed: int | None, devices: Sequence[Any]) -> list:
+    """A list evaluated in batches of examples of equal shapes, unpadded (for nets whose
+    inputs include a length a layer produces): each example at its exact sizes, checked."""
+    groups: dict[tuple, list[int]] = {}
+    for i, example in enumerate(examples):
+        groups.setdefault(tuple((n, a.shape) for n, a in example.arrays.items()), []).append(i)
+    results: list[Any] = [None] * len(examples)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            stacked = {n: np.stack([examples[i].arrays[n] for i in chunk]) for n in examples[0].arrays}
+            out = _evaluate_arrays(net, stacked, train, seed, devices)
+            for row, i in enumerate(chunk):
+                results[i] = ({k: v[row] for k, v in out.items()} if isinstance(out, dict) else out[row])
     return results
 
 

@@ -10,8 +10,8 @@ AttentionLayer counts, and so do the layers of its "ScoringNet"). Positions are 
 With no property, a dict of the headline properties::
 
     >>> Information(net)
-    {"LayersCount": 4, "ArraysCount": 6, "InputPortNames": ["A", "B"],
-     "OutputPortNames": ["Output"], "ArraysTotalElementCount": 106}
+    {"LayersCount": 4, "ArraysCount": 6, "SharedArraysCount": 0, "InputPortNames": ["A", "B"],
+     "OutputPortNames": ["Output"], "ArraysTotalElementCount": 106, "ArraysTotalSize": "424 bytes"}
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import json
 from typing import Any, Callable, Optional
 
 import networkx as nx
+import numpy as np
+import pydantic
 
 from .layers.base import Layer
 from .layers.scope import Path
@@ -163,15 +165,107 @@ def topology_hash(net: Layer) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# ------------------------------------------------------------------------ InputForm
+def _expr(value: Any) -> str:
+    """Python source for an option or port value (a function is spelled by its name)."""
+    if isinstance(value, pydantic.BaseModel):  # a structured option (a level Span)
+        return _expr(value.model_dump())
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_expr, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_expr, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_expr(k)}: {_expr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if callable(value) and not isinstance(value, type):
+        return getattr(value, "__qualname__", repr(value))
+    return repr(value)
+
+
+def _keywords(items: dict[str, Any]) -> list[str]:
+    if all(k.isidentifier() for k in items):
+        return [f"{k}={v}" for k, v in items.items()]
+    return ["**{" + ", ".join(f"{k!r}: {v}" for k, v in items.items()) + "}"]
+
+
+def _constructor(cls: type) -> str:
+    """The name of a layer class in ``vars(netgraph)``: ``LinearLayer``, or a module path
+    for one not exported at the top (``keras.QueryMaskLayer``)."""
+    import netgraph
+
+    if getattr(netgraph, cls.__name__, None) is cls:
+        return cls.__name__
+    module = cls.__module__.split(".", 1)[1] if cls.__module__.startswith("netgraph.") else cls.__module__
+    return f"{module}.{cls.__qualname__}"
+
+
+def input_form(net: Layer) -> str:
+    """The constructor expression that rebuilds ``net``'s structure: options (those that
+    differ from the defaults), declared port shapes, removed and shared arrays, initializers,
+    regularizers and constraints, sub-nets and connections. Array values are not part of it
+    (``ng.save`` keeps them). ``eval(text, vars(netgraph))`` rebuilds the net."""
+    name = _constructor(type(net))
+    ports = {k: _expr(v.to_user()) for k, v in net.port_specs.items()}
+    if isinstance(net, NetGraph):
+        names = list(net.nodes)
+        nodes = ("[" + ", ".join(input_form(l) for l in net.nodes.values()) + "]"
+                 if names == [str(i) for i in range(len(names))]
+                 else "{" + ", ".join(f"{n!r}: {input_form(l)}" for n, l in net.nodes.items()) + "}")
+        args = [nodes]
+        if type(net) is NetGraph:
+            def port(ref: Any) -> str:
+                return f"NetPort({ref.port!r})" if ref.node is None else f"NetPort({ref.node!r}, {ref.port!r})"
+            edges = [f"({port(src)}, {port(dst)})" for dst, src in net.edges.items()]
+            edges += [f"({port(ref)}, None)" for ref in sorted(net.muted)]
+            args.append("[" + ", ".join(edges) + "]")
+        text = f"{name}({', '.join(args + _keywords(ports))})"
+    else:
+        fields = type(net.options).model_fields
+        values = {k: getattr(net.options, k) for k in fields}
+        children = [input_form(c) for c in net.children().values()]  # an operator's net(s) first
+        args = children if len(children) <= 1 else ["[" + ", ".join(children) + "]"]
+        positional = list(net.positional)
+        while positional and fields[positional[-1]].is_required() is False and \
+                values[positional[-1]] == fields[positional[-1]].default:
+            positional.pop()
+        args += [_expr(values[k]) for k in positional]
+        keywords = {k: _expr(v) for k, v in values.items()
+                    if k not in positional and (fields[k].is_required() or v != fields[k].default)}
+        keywords.update(ports)
+        keywords.update({a: "None" for a in sorted(set(net.arrays_declared) - set(net.array_specs()))})
+        keywords.update({a: f"NetArray({n!r})" for a, n in net.shared.items()})
+        text = f"{name}({', '.join(args + _keywords(keywords))})"
+    for rules in ("initializers", "regularizers", "constraints"):
+        if getattr(net, rules):
+            text += f".with_{rules}({_expr(dict(getattr(net, rules)))})"
+    if net.activity_regularizer is not None:
+        text += f".with_activity_regularizer({_expr(net.activity_regularizer)})"
+    return text
+
+
 # --------------------------------------------------------------------------- arrays
 def _arrays(net: Layer) -> dict[Path, Any]:
     return {e.position: e.array for e in array_table(net)}
 
 
-def _summary_graphic(net: Layer) -> str:
-    from .plot import to_svg
+def _summary_graphic(levels: int | None) -> Callable[[Layer], str]:
+    def draw(net: Layer) -> str:
+        from .plot import to_svg
 
-    return to_svg(net)
+        return to_svg(net, levels)
+
+    return draw
+
+
+def size_text(count: int | None) -> Any:
+    """A byte count in decimal units, as Wolfram shows sizes: ``424 bytes``, ``5.9 kB``."""
+    if count is None:
+        return Automatic
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def _total(what: str) -> Callable[[Layer], Any]:
@@ -212,19 +306,24 @@ PROPERTIES: dict[str, Callable[[Layer], Any]] = {
     "LayerTypeCounts": _type_counts,
     "OutputPortNames": lambda net: list(net.output_names),
     "OutputPorts": lambda net: net.output_ports,
-    "SummaryGraphic": _summary_graphic,
+    "SummaryGraphic": _summary_graphic(1),
+    "FullSummaryGraphic": _summary_graphic(None),
+    "ArraysSizes": lambda net: {e.position: size_text(e.byte_count) for e in array_table(net)},
+    "ArraysTotalSize": lambda net: size_text(total(array_table(net), "byte_count")),
+    "SharedArraysCount": lambda net: len({e.key for e in array_table(net) if e.key != e.position}),
+    "InputForm": input_form,
     "TopologyHash": topology_hash,
 }
 PROPERTIES["Properties"] = lambda net: sorted(PROPERTIES)
 
-DEFAULT_PROPERTIES = ("LayersCount", "ArraysCount", "InputPortNames", "OutputPortNames",
-                      "ArraysTotalElementCount")
+DEFAULT_PROPERTIES = ("LayersCount", "ArraysCount", "SharedArraysCount", "InputPortNames",
+                      "OutputPortNames", "ArraysTotalElementCount", "ArraysTotalSize")
 
 
 def Information(net: Layer, prop: str | None = None) -> Any:  # noqa: N802 - Wolfram's name
     """A property of ``net`` (see ``Information(net, "Properties")``); with no property, a
-    dict of LayersCount, ArraysCount, InputPortNames, OutputPortNames and
-    ArraysTotalElementCount.
+    dict of LayersCount, ArraysCount, SharedArraysCount, InputPortNames, OutputPortNames,
+    ArraysTotalElementCount and ArraysTotalSize (Wolfram's headline properties).
 
     Unknown (uninferred or uninitialised) values are :data:`Automatic`: an uninitialised
     array in "Arrays", an unsolved dimension in "ArraysDimensions", a total over an array of

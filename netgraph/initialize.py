@@ -289,6 +289,7 @@ def _initialize(net: Layer, seed: int, default: Any, redo: bool,
             dims = inference.array(path, name)
             if dims is None or not all(isinstance(d, Known) for d in dims):
                 raise _unresolved(layer, inference, path, name)
+            _check_size(dims, f"array {show_path(path + (name,))} ({layer.describe()})")
             key = zlib.crc32("/".join(path + (name,)).encode())
             rng = np.random.default_rng([seed, key])
             fresh[name] = draw(_array_spec(spec, default, layer.initializers.get(name)),
@@ -296,6 +297,31 @@ def _initialize(net: Layer, seed: int, default: Any, redo: bool,
         return layer.evolve(arrays=fresh) if fresh else layer
 
     return map_layers(fill, net)
+
+
+MAX_SEED = 2**63 - 1
+MAX_ELEMENTS = 2**31 - 1
+"""The most elements one array may have (JAX indexes arrays with int32)."""
+
+
+def _check_size(dims: tuple, where: str) -> None:
+    count = math.prod(d.size for d in dims)
+    if count > MAX_ELEMENTS:
+        raise SpecificationError(
+            f"NetInitialize: {where} would have {count:,} elements "
+            f"{tuple(d.size for d in dims)}; at most {MAX_ELEMENTS:,} are supported.",
+            hint="check the sizes given to the layer and its ports.",
+        )
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """``seed`` as a Python int in [0, 2**63) (NumPy integers accepted); anything else (a
+    bool, a float, a string, a larger int) is a :class:`SpecificationError`."""
+    if isinstance(seed, np.integer) and not isinstance(seed, np.bool_):
+        seed = int(seed)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SpecificationError(f"{where}: seed must be an int in [0, 2**63); found {seed!r}.")
+    return seed
 
 
 def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
@@ -319,8 +345,7 @@ def NetInitialize(net: Layer, seed: int = 1234, *, method: str = "Kaiming",
         raise SpecificationError(
             f"NetInitialize: std={std!r} is for method \"Random\" or \"Identity\" and must be a "
             f"non-negative number; the method is {method!r}.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise SpecificationError(f"NetInitialize: seed must be a non-negative int; found {seed!r}.")
+    seed = check_seed(seed, "NetInitialize")
     default = _method_spec(method, distribution, None if std is None else float(std))
     return _initialize(net, seed, default, reinitialize, _shared_arrays(net, seed, default, reinitialize))
 
@@ -341,6 +366,7 @@ def _shared_arrays(net: Layer, seed: int, default: Any, redo: bool) -> dict[str,
         dims = net.inference.array((), f"SharedArrays/{name}")
         if dims is None or not all(isinstance(d, Known) for d in dims):
             raise _unresolved(layer, net.inference, path, local)
+        _check_size(dims, f"the shared array NetArray({name!r})")
         rng = np.random.default_rng([seed, zlib.crc32(f"SharedArrays/{name}".encode())])
         spec = _array_spec(layer.array_specs()[local], default, layer.initializers.get(local))
         values[name] = draw(spec, tuple(d.size for d in dims), rng)

@@ -9,9 +9,10 @@ port                shape (per example; Keras's batch axis is the list/batch axi
 Query               Tq x D          (MHA: T1 x .. x Tp x Dq)
 Value               Tv x Dv
 Key                 Tv x D          only with ``use_key=True`` (else Value is the key)
-QueryMask           Tq              ``query_mask=True``; 1 = keep
+QueryMask           Tq              ``query_mask=True``; 1 = keep (zeroes output rows)
 ValueMask           Tv              ``value_mask=True``
-AttentionMask       Tq x Tv         MHA's ``attention_mask=True``
+KeyMask             Tv              MHA's ``key_mask=True`` (joined with ValueMask)
+AttentionMask       Tq x Tv         MHA's ``attention_mask=True`` (``"heads"``: N x Tq x Tv)
 Output              Tq x Dv         (MHA: T.. x output_shape)
 AttentionWeights    Tq x Tv         ``return_attention_scores=True`` (MHA: N x T.. x S..)
 =================== =============================================================
@@ -19,16 +20,21 @@ AttentionWeights    Tq x Tv         ``return_attention_scores=True`` (MHA: N x T
 Differences from Keras, on purpose (see ``../shared/reference/keras.md``): a query row that
 sees no key gets all-zero weights and a zero attention output (Keras gives uniform weights,
 or NaN in float16); returned weights are always taken before dropout; MHA works with
-``value_dim != key_dim``; ``use_causal_mask`` is aligned top-left as in Keras.
+``value_dim != key_dim``; ``use_causal_mask`` is aligned top-left as in Keras. Masks may be
+booleans, 0/1 integers or floats (non-zero = visible). ``positions`` > 1 maps the single-head
+layers over Keras's extra leading axes ``(B, T1, .., Tq, dim)``.
 """
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
+import jax.numpy as jnp
 import numpy as np
 
 from .layers.attention import AttentionLayer
-from .layers.base import Layer
+from .layers.base import Layer, LayerOptions
+from .layers.options import PositiveSize
+from .layers.reshape import ReplicateLayer
 from .layers.aggregation import SummationLayer
 from .layers.dot import DotLayer
 from .layers.elementwise import ElementwiseLayer
@@ -37,17 +43,120 @@ from .layers.reshape import TransposeLayer
 from .layers.scaling import ConstantTimesLayer
 from .layers.sequence import NetMapOperator
 from .layers.threading import ThreadingLayer
+from .layers.lowering import lower_layer
 from .shapes import Automatic
 from .errors import SpecificationError
+from .initialize import check_seed
 
 from .extract import NetReplacePart
-from .graph import NetGraph, NetPort
+from .graph import NetChain, NetGraph, NetPort
 from .initialize import initializer_spec
 
-def _check_dropout(dropout: float) -> float:
-    if not 0.0 <= float(dropout) < 1.0:
-        raise SpecificationError(f"dropout must be in [0, 1); found {dropout!r}.")
+
+def _check_dropout(dropout: Any) -> float:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(dropout) < 1.0:
+        raise SpecificationError(f"dropout must be a number in [0, 1); found {dropout!r}. "
+                                 f"Received: dropout={dropout!r}")
     return float(dropout)
+
+
+def _positive_int(builder: str, name: str, value: Any) -> int:
+    """A size argument as Keras refuses bad ones: a positive int (NumPy ints too); a bool,
+    a float (``8.0``), zero or a negative size is a SpecificationError naming it."""
+    if isinstance(value, np.integer) and not isinstance(value, np.bool_):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecificationError(f"{builder}: {name} must be a positive int; found "
+                                 f"{type(value).__name__} {value!r}. Received: {name}={value!r}")
+    return value
+
+
+def _seed(seed: Any) -> Optional[int]:
+    return None if seed is None else check_seed(seed, "seed")
+
+
+class QueryMaskLayer(Layer):
+    """Keras's ``query_mask`` on an attention output: ``Output = Input * Mask`` per query
+    position (0: a zero output row; the attention weights are not touched).
+
+    ====== =============== ======================================
+    port   shape           notes
+    ====== =============== ======================================
+    Input  q1 x .. x qm x v
+    Mask   q1 x .. x qm    integers 0/1 (booleans, or 0/1 floats)
+    Output q1 x .. x qm x v
+    ====== =============== ======================================
+    """
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("Input", "Mask")
+
+    def template(self, scope: Any) -> None:
+        scope.shapes(Input=("*q", "v"), Mask=("*q",), Output=("*q", "v"))
+        scope.real("Input", "Output")
+        scope.element("Mask", ("Index", scope.solver.new_dim(2)))
+
+
+@lower_layer.register(QueryMaskLayer)
+def _lower_query_mask(layer: QueryMaskLayer, ctx: Any, inputs: dict) -> dict:
+    x = inputs["Input"]
+    keep = jnp.asarray(inputs["Mask"] != 0, x.dtype)[..., None]
+    return {"Output": x * keep}
+
+
+class MaskAndLayer(Layer):
+    """Two 0/1 masks of one shape joined: 1 where both are non-zero (Keras merges its masks
+    with ``&``)."""
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("Input1", "Input2")
+
+    def template(self, scope: Any) -> None:
+        scope.shapes(Input1=("*a",), Input2=("*a",), Output=("*a",))
+        for port in ("Input1", "Input2", "Output"):
+            scope.element(port, ("Index", scope.solver.new_dim(2)))
+
+
+@lower_layer.register(MaskAndLayer)
+def _lower_mask_and(layer: MaskAndLayer, ctx: Any, inputs: dict) -> dict:
+    return {"Output": ((inputs["Input1"] != 0) & (inputs["Input2"] != 0)).astype(jnp.int32)}
+
+
+class SlidingWindowMaskLayer(Layer):
+    """Keras's ``sliding_window`` band: query i sees key j when ``|i - j| < window``
+    (positions along the first axis of Query and Key, aligned top-left).
+
+    ====== ============ ==========================
+    port   shape        notes
+    ====== ============ ==========================
+    Query  T x ..       only its first axis counts
+    Key    S x ..
+    Output T x S        integers 0/1
+    ====== ============ ==========================
+    """
+
+    class Options(LayerOptions):
+        window: PositiveSize
+
+    positional = ("window",)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("Query", "Key")
+
+    def template(self, scope: Any) -> None:
+        scope.shapes(Query=("t", "*a"), Key=("s", "*b"), Output=("t", "s"))
+        scope.element("Output", ("Index", scope.solver.new_dim(2)))
+
+
+@lower_layer.register(SlidingWindowMaskLayer)
+def _lower_sliding_window(layer: SlidingWindowMaskLayer, ctx: Any, inputs: dict) -> dict:
+    t, s = inputs["Query"].shape[0], inputs["Key"].shape[0]
+    i, j = jnp.arange(t)[:, None], jnp.arange(s)[None, :]
+    return {"Output": (jnp.abs(i - j) < layer.options.window).astype(jnp.int32)}
 
 
 # ------------------------------------------------------------------- scoring nets
@@ -82,50 +191,73 @@ def additive_scoring(use_scale: bool) -> NetGraph:
 # ------------------------------------------------------------ Attention, Additive
 def _single_head_graph(scoring: Any, dropout: float, seed: Optional[int], use_key: bool,
                        use_causal_mask: bool, query_mask: bool, value_mask: bool,
-                       return_attention_scores: bool) -> NetGraph:
+                       return_attention_scores: bool, positions: int = 1) -> NetGraph:
+    """Keras's ``Attention`` / ``AdditiveAttention``: ``positions`` - 1 leading axes (Keras's
+    ``(B, T1, .., Tq, dim)`` inputs) are mapped over, attention runs over the last sequence
+    axis. ``query_mask`` zeroes the output rows, as Keras does, and keeps their weights."""
+    positions = _positive_int("Attention", "positions", positions)
     attention = AttentionLayer(
-        scoring, dropout=_check_dropout(dropout), seed=seed, mask="Causal" if use_causal_mask else None,
-        key_mask=value_mask, query_mask=query_mask, attention_weights=return_attention_scores,
+        scoring, dropout=_check_dropout(dropout), seed=_seed(seed),
+        mask="Causal" if use_causal_mask else None, key_mask=value_mask,
+        attention_weights=return_attention_scores,
     )
-    connections: list = [
+    inner: list = [
         (NetPort("Query"), NetPort("attention", "Query")),
         (NetPort("Value"), NetPort("attention", "Value")),
-        (NetPort("Key" if use_key else "Value"), NetPort("attention", "Key")),
-        (NetPort("attention", "Output"), NetPort("Output")),
+        (NetPort("Key"), NetPort("attention", "Key")),
     ]
-    if value_mask:
-        connections.append((NetPort("ValueMask"), NetPort("attention", "KeyMask")))
+    nodes: dict[str, Any] = {"attention": attention}
     if query_mask:
-        connections.append((NetPort("QueryMask"), NetPort("attention", "QueryMask")))
+        nodes["query_mask"] = QueryMaskLayer()
+        inner += [(NetPort("attention", "Output"), NetPort("query_mask", "Input")),
+                  (NetPort("QueryMask"), NetPort("query_mask", "Mask")),
+                  (NetPort("query_mask", "Output"), NetPort("Output"))]
+    else:
+        inner.append((NetPort("attention", "Output"), NetPort("Output")))
+    if value_mask:
+        inner.append((NetPort("ValueMask"), NetPort("attention", "KeyMask")))
     if return_attention_scores:
-        connections.append((NetPort("attention", "AttentionWeights"), NetPort("AttentionWeights")))
-    shapes = {"Query": ("Varying", Automatic), "Value": ("Varying", Automatic)}
+        inner.append((NetPort("attention", "AttentionWeights"), NetPort("AttentionWeights")))
+    lead = ("Varying",) + (Automatic,) * (positions - 1)
+    shapes = {"Query": lead + (Automatic,), "Value": lead + (Automatic,)}
     if use_key:
-        shapes["Key"] = ("Varying", Automatic)
-    return NetGraph({"attention": attention}, connections, **shapes)
+        shapes["Key"] = lead + (Automatic,)
+    if positions == 1:  # the attention layer at ("attention",), as in every Keras-family net
+        if not use_key:
+            inner = [(NetPort("Value"), dst) if src == NetPort("Key") else (src, dst) for src, dst in inner]
+        return NetGraph(nodes, inner, **shapes)
+    core = NetGraph(nodes, inner)
+    mapped = _per_position(core, positions - 1)
+    ports = ["Query", "Value", *(["QueryMask"] if query_mask else []), *(["ValueMask"] if value_mask else [])]
+    connections: list = [(NetPort(p), NetPort("attention", p)) for p in ports]
+    connections.append((NetPort("Key" if use_key else "Value"), NetPort("attention", "Key")))
+    connections += [(NetPort("attention", p), NetPort(p)) for p in core.output_names]
+    return NetGraph({"attention": mapped}, connections, **shapes)
 
 
 def Attention(use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0,
               seed: Optional[int] = None, *, use_key: bool = True, use_causal_mask: bool = False,
               query_mask: bool = False, value_mask: bool = False,
-              return_attention_scores: bool = False) -> NetGraph:
+              return_attention_scores: bool = False, positions: int = 1) -> NetGraph:
     """Keras's ``Attention`` (Luong-style, ``score_mode`` "dot" or "concat") as a net.
     The learned scalars sit at ("attention", "ScoringNet", "scale" | "concat_score_weight",
-    "Scaling")."""
+    "Scaling") (under one "Net" per extra position axis: ``positions=2`` takes Keras's
+    ``(B, T1, T2, dim)`` inputs and attends over T2 for every T1)."""
     if score_mode not in ("dot", "concat"):
         raise SpecificationError(f'score_mode must be "dot" or "concat"; found {score_mode!r}.')
     scoring = dot_scoring(use_scale) if score_mode == "dot" else concat_scoring(use_scale)
     return _single_head_graph(scoring, dropout, seed, use_key, use_causal_mask, query_mask,
-                              value_mask, return_attention_scores)
+                              value_mask, return_attention_scores, positions)
 
 
 def AdditiveAttention(use_scale: bool = True, dropout: float = 0.0, seed: Optional[int] = None, *,
                       use_key: bool = True, use_causal_mask: bool = False, query_mask: bool = False,
-                      value_mask: bool = False, return_attention_scores: bool = False) -> NetGraph:
+                      value_mask: bool = False, return_attention_scores: bool = False,
+                      positions: int = 1) -> NetGraph:
     """Keras's ``AdditiveAttention`` (Bahdanau-style) as a net; the learned vector sits at
-    ("attention", "ScoringNet", "scale", "Scaling")."""
+    ("attention", "ScoringNet", "scale", "Scaling") (``positions``: see :func:`Attention`)."""
     return _single_head_graph(additive_scoring(use_scale), dropout, seed, use_key, use_causal_mask,
-                              query_mask, value_mask, return_attention_scores)
+                              query_mask, value_mask, return_attention_scores, positions)
 
 
 # -------------------------------------------------------------- MultiHeadAttention
@@ -153,6 +285,14 @@ def _axes(attention_axes: Any, positions: int) -> tuple[int, ...]:
     return tuple(sorted(set(chosen)))
 
 
+def _output_shape(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return tuple(_positive_int("MultiHeadAttention", "output_shape", v) for v in value)
+    return _positive_int("MultiHeadAttention", "output_shape", value)
+
+
 def MultiHeadAttention(
     num_heads: int, key_dim: int, value_dim: Optional[int] = None, dropout: float = 0.0,
     use_bias: bool = True, output_shape: Union[None, int, Sequence[int]] = None,
@@ -160,9 +300,10 @@ def MultiHeadAttention(
     kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
     kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
     kernel_constraint: Any = None, bias_constraint: Any = None,
-    seed: Optional[int] = None, *, positions: int = 1, query_dim: Optional[int] = None,
+    seed: Optional[int] = None, use_gate: bool = False, sliding_window: Optional[int] = None, *,
+    positions: int = 1, query_dim: Optional[int] = None,
     use_key: bool = True, use_causal_mask: bool = False, query_mask: bool = False,
-    value_mask: bool = False, attention_mask: bool = False,
+    value_mask: bool = False, key_mask: bool = False, attention_mask: Union[bool, str] = False,
     return_attention_scores: bool = False,
 ) -> NetGraph:
     """Keras's ``MultiHeadAttention`` as a net: per-position projections of query, key and
@@ -177,19 +318,38 @@ def MultiHeadAttention(
     regularizer on the output projection) and applied by NetTrain. Initializers take every
     Keras name, object (``keras.initializers.TruncatedNormal(stddev=0.02)``) or serialised
     dict, or netgraph's own specs (see :mod:`netgraph.initialize`).
+
+    Keras 3's ``use_gate`` adds a "gate" projection of the query (sigmoid, heads x value_dim)
+    that multiplies the attention output before the output projection; ``sliding_window=w``
+    lets query i see keys with ``|i - j| < w`` (with ``use_causal_mask``: ``i - w < j <= i``,
+    the AttentionLayer's ``("Causal", w)``). Masks (ports, 1 = visible): ``query_mask``,
+    ``value_mask``, ``key_mask`` (joined with ``&``, as Keras does), ``attention_mask=True``
+    (T.. x S..) or ``attention_mask="heads"`` (a mask per head, N x T.. x S..).
     """
-    for name, value in (("num_heads", num_heads), ("key_dim", key_dim), ("positions", positions)):
-        if not isinstance(value, int) or value < 1:
-            raise SpecificationError(f"MultiHeadAttention: {name} must be a positive int; found {value!r}.")
-    value_dim = key_dim if value_dim is None else value_dim
+    builder = "MultiHeadAttention"
+    num_heads, key_dim = _positive_int(builder, "num_heads", num_heads), _positive_int(builder, "key_dim", key_dim)
+    positions = _positive_int(builder, "positions", positions)
+    value_dim = key_dim if value_dim is None else _positive_int(builder, "value_dim", value_dim)
+    if query_dim is not None:
+        query_dim = _positive_int(builder, "query_dim", query_dim)
+    if sliding_window is not None:
+        sliding_window = _positive_int(builder, "sliding_window", sliding_window)
+    if attention_mask not in (True, False, "heads"):
+        raise SpecificationError(f'{builder}: attention_mask must be True, False or "heads"; '
+                                 f"found {attention_mask!r}.")
+    output_shape = _output_shape(output_shape)
     attended = _axes(attention_axes, positions)
     batch_like = tuple(i for i in range(positions) if i not in attended)
     if use_causal_mask and len(attended) != 1:
         raise SpecificationError("use_causal_mask needs exactly one attended axis.")
-    if batch_like and (attention_mask or query_mask or value_mask):
+    if sliding_window is not None and len(attended) != 1:
+        raise SpecificationError("sliding_window needs exactly one attended axis.")
+    if batch_like and (query_mask or value_mask or key_mask or attention_mask == "heads"):
         raise SpecificationError(
-            "masks are supported when every position axis is attended; with attention_axes "
-            f"{attention_axes!r} the axes {[a + 1 for a in batch_like]} act as batch axes.",
+            "with attention_axes that leave position axes unattended (here the axes "
+            f"{[a + 1 for a in batch_like]} of attention_axes={attention_axes!r} act as batch "
+            "axes) the one mask is attention_mask=True, laid out as Keras's: unattended axes, "
+            "then the attended query axes, then the attended key axes.",
         )
     kernel = initializer_spec(kernel_initializer, "MultiHeadAttention kernel_initializer")
     bias = initializer_spec(bias_initializer, "MultiHeadAttention bias_initializer")
@@ -199,21 +359,21 @@ def MultiHeadAttention(
              for kind, kinds in (("regularizer", (kernel_regularizer, bias_regularizer)),
                                  ("constraint", (kernel_constraint, bias_constraint)))}
 
-    def dense(size: Any) -> Layer:
-        linear = LinearLayer(size, **({} if use_bias else {"Biases": None}))
-        inits = {"Weights": kernel, **({"Biases": bias} if use_bias else {})}
-        linear = linear.with_initializers(inits)
+    def linear(size: Any) -> Layer:
+        layer = LinearLayer(size, **({} if use_bias else {"Biases": None}))
+        layer = layer.with_initializers({"Weights": kernel, **({"Biases": bias} if use_bias else {})})
         if rules["regularizer"]:
-            linear = linear.with_regularizers(rules["regularizer"])
+            layer = layer.with_regularizers(rules["regularizer"])
         if rules["constraint"]:
-            linear = linear.with_constraints(rules["constraint"])
-        return _per_position(linear, positions)
+            layer = layer.with_constraints(rules["constraint"])
+        return layer
+
+    def dense(size: Any) -> Layer:
+        return _per_position(linear(size), positions)
 
     out = output_shape if output_shape is not None else (query_dim if query_dim is not None else Automatic)
-    if isinstance(out, (list, tuple)):
-        out = tuple(out)
-    core = _mha_core(dropout, seed, use_causal_mask, query_mask, value_mask, attention_mask,
-                     return_attention_scores, len(attended))
+    core = _mha_core(_check_dropout(dropout), _seed(seed), use_causal_mask, sliding_window, query_mask,
+                     value_mask, key_mask, attention_mask, return_attention_scores, len(attended), num_heads)
     perm = (*batch_like, *attended)
     nodes: dict[str, Any] = {
         "query": dense((num_heads, key_dim)), "key": dense((num_heads, key_dim)),
@@ -226,6 +386,7 @@ def MultiHeadAttention(
     connections: list = [(NetPort("Query"), "query"), (NetPort("Key" if use_key else "Value"), "key"),
                          (NetPort("Value"), "value")]
     into = {"query": "Query", "key": "Key", "value": "Value"}
+    attended_out: Any = NetPort("attention", "Output")
     if batch_like:
         heads_perm = (*perm, positions, positions + 1)
         inverse = tuple(int(i) for i in np.argsort(heads_perm))
@@ -234,12 +395,20 @@ def MultiHeadAttention(
         nodes["output_order"] = TransposeLayer(inverse)
         for name, port in into.items():
             connections.append((name, f"{name}_order", NetPort("attention", port)))
-        connections.append((NetPort("attention", "Output"), "output_order", "output", NetPort("Output")))
+        connections.append((attended_out, "output_order"))
+        attended_out = "output_order"
     else:
         for name, port in into.items():
             connections.append((name, NetPort("attention", port)))
-        connections.append((NetPort("attention", "Output"), "output", NetPort("Output")))
-    for flag, port in ((query_mask, "QueryMask"), (value_mask, "ValueMask"), (attention_mask, "AttentionMask")):
+    if use_gate:  # Keras 3: sigmoid(query projection) gates the heads' outputs
+        nodes["gate"] = _per_position(NetChain({"dense": linear((num_heads, value_dim)),
+                                                "sigmoid": ElementwiseLayer("LogisticSigmoid")}), positions)
+        nodes["gated"] = ThreadingLayer("Times")
+        connections += [(NetPort("Query"), "gate"), ([attended_out, "gate"], "gated")]
+        attended_out = "gated"
+    connections.append((attended_out, "output", NetPort("Output")))
+    for flag, port in ((query_mask, "QueryMask"), (value_mask, "ValueMask"), (key_mask, "KeyMask"),
+                       (attention_mask, "AttentionMask")):
         if flag:
             connections.append((NetPort(port), NetPort("attention", port)))
     if return_attention_scores:
@@ -283,27 +452,73 @@ def _rule(value: Any, kind: str) -> Any:
                              " (Keras) or NetTrain's spellings.")
 
 
-def _mha_core(dropout: float, seed: Optional[int], causal: bool, query_mask: bool, value_mask: bool,
-              attention_mask: bool, weights: bool, attended: int) -> NetGraph:
-    """AttentionLayer over projected heads; weights reordered to Keras's N x T.. x S.."""
+def _joined(nodes: dict, connections: list, name: str, sources: list, target: Any) -> None:
+    """Connect one mask source to ``target``, or several through a MaskAndLayer (``&``)."""
+    if len(sources) == 1:
+        connections.append((sources[0], target))
+    elif sources:
+        nodes[name] = MaskAndLayer()
+        connections += [(sources[0], NetPort(name, "Input1")), (sources[1], NetPort(name, "Input2")),
+                        (NetPort(name, "Output"), target)]
+
+
+def _mha_core(dropout: float, seed: Optional[int], causal: bool, window: Optional[int],
+              query_mask: bool, value_mask: bool, key_mask: bool, attention_mask: Union[bool, str],
+              weights: bool, attended: int, heads: int) -> NetGraph:
+    """AttentionLayer over projected heads (key, value, query: positions x heads x size);
+    weights reordered to Keras's N x T.. x S... With a mask per head, the heads become a
+    mapped axis of single-head attention (each head with its own mask)."""
+    per_head = attention_mask == "heads"
+    band = window is not None and not causal
     attention = AttentionLayer(
-        "Dot", multi_head=True, score_rescaling="DimensionSqrt", dropout=_check_dropout(dropout),
-        seed=seed, mask="Causal" if causal else None, key_mask=value_mask, query_mask=query_mask,
-        attention_mask=attention_mask, attention_weights=weights,
+        "Dot", multi_head=not per_head, score_rescaling="DimensionSqrt", dropout=dropout, seed=seed,
+        mask=(("Causal", window) if window is not None else "Causal") if causal else None,
+        key_mask=value_mask or key_mask, query_mask=query_mask,
+        attention_mask=bool(attention_mask) or band, attention_weights=weights,
     )
     nodes: dict[str, Any] = {"attention": attention}
     connections: list = [(NetPort(p), NetPort("attention", p)) for p in ("Key", "Value", "Query")]
     connections.append((NetPort("attention", "Output"), NetPort("Output")))
-    if value_mask:
-        connections.append((NetPort("ValueMask"), NetPort("attention", "KeyMask")))
+    _joined(nodes, connections, "key_masks",
+            [NetPort(p) for p, on in (("ValueMask", value_mask), ("KeyMask", key_mask)) if on],
+            NetPort("attention", "KeyMask"))
     if query_mask:
         connections.append((NetPort("QueryMask"), NetPort("attention", "QueryMask")))
-    if attention_mask:
-        connections.append((NetPort("AttentionMask"), NetPort("attention", "AttentionMask")))
-    if weights:
+    masks = [NetPort("AttentionMask")] if attention_mask else []
+    if band:
+        nodes["sliding_window"] = SlidingWindowMaskLayer(window)
+        connections += [(NetPort("Query"), NetPort("sliding_window", "Query")),
+                        (NetPort("Key"), NetPort("sliding_window", "Key"))]
+        masks.append(NetPort("sliding_window", "Output"))
+    _joined(nodes, connections, "attention_masks", masks, NetPort("attention", "AttentionMask"))
+    if weights and not per_head:
         nodes["heads_first"] = TransposeLayer((attended, *range(attended), *range(attended + 1, 2 * attended + 1)))
         connections.append((NetPort("attention", "AttentionWeights"), "heads_first", NetPort("AttentionWeights")))
-    return NetGraph(nodes, connections)
+    elif weights:
+        connections.append((NetPort("attention", "AttentionWeights"), NetPort("AttentionWeights")))
+    core = NetGraph(nodes, connections)
+    if not per_head:
+        return core
+    # heads first (N x positions x size), one attention per head, then heads back in place
+    first = (attended, *range(attended), attended + 1)
+    back = (*range(1, attended + 1), 0, attended + 1)
+    outer: dict[str, Any] = {"heads": NetMapOperator(core), "output_order": TransposeLayer(back)}
+    wiring: list = []
+    for port in ("Key", "Value", "Query"):
+        outer[f"{port.lower()}_heads"] = TransposeLayer(first)
+        wiring.append((NetPort(port), f"{port.lower()}_heads", NetPort("heads", port)))
+    for port in core.input_names:
+        if port in ("Key", "Value", "Query"):
+            continue
+        if port == "AttentionMask":
+            wiring.append((NetPort(port), NetPort("heads", port)))
+        else:  # a mask shared by the heads: one copy per head
+            outer[f"{port}_per_head"] = ReplicateLayer(heads, 0)
+            wiring.append((NetPort(port), f"{port}_per_head", NetPort("heads", port)))
+    wiring.append((NetPort("heads", "Output"), "output_order", NetPort("Output")))
+    if weights:
+        wiring.append((NetPort("heads", "AttentionWeights"), NetPort("AttentionWeights")))
+    return NetGraph(outer, wiring)
 
 
 # --------------------------------------------------------------------- from_keras
@@ -323,12 +538,18 @@ def from_keras(layer: Any, **call_options: Any) -> NetGraph:
     if isinstance(layer, keras.layers.MultiHeadAttention):
         return _from_keras_mha(layer, config, call_options)
     weights = {w.path.split("/")[-1]: np.asarray(w.value) for w in layer.weights}
+    if "positions" not in call_options:  # Keras's (B, T1, .., Tq, dim) inputs, as built
+        shapes = (getattr(layer, "_build_shapes_dict", None) or {}).get("input_shape")
+        if isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple)):
+            call_options = {**call_options, "positions": max(len(shapes[0]) - 2, 1)}
+    positions = call_options.get("positions", 1)
+    scoring = ("attention",) + (("Net",) * (positions - 1) + ("attention",) if positions > 1 else ()) + ("ScoringNet",)
     if isinstance(layer, keras.layers.AdditiveAttention):
         net = AdditiveAttention(config["use_scale"], config["dropout"], **call_options)
-        parts = {("attention", "ScoringNet", "scale", "Scaling"): weights["scale"]} if config["use_scale"] else {}
+        parts = {scoring + ("scale", "Scaling"): weights["scale"]} if config["use_scale"] else {}
     elif isinstance(layer, keras.layers.Attention):
         net = Attention(config["use_scale"], config["score_mode"], config["dropout"], config.get("seed"), **call_options)
-        parts = {("attention", "ScoringNet", name, "Scaling"): weights[name]
+        parts = {scoring + (name, "Scaling"): weights[name]
                  for name in ("scale", "concat_score_weight") if name in weights}
     else:
         raise SpecificationError(
@@ -339,11 +560,6 @@ def from_keras(layer: Any, **call_options: Any) -> NetGraph:
 
 
 def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
-    if config.get("use_gate") or config.get("sliding_window"):
-        raise SpecificationError(
-            "from_keras: MultiHeadAttention with use_gate or sliding_window has no netgraph "
-            "equivalent yet."
-        )
     weights = {"/".join(w.path.split("/")[-2:]): np.asarray(w.value) for w in layer.weights}
     q_kernel = weights["query/kernel"]
     positions = len(layer._query_dense.equation.split(",")[0]) - 2
@@ -356,7 +572,8 @@ def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
                                             "kernel_constraint", "bias_constraint")},
         **{key: config[key] for key in ("kernel_initializer", "bias_initializer") if config.get(key)},
         activity_regularizer=config.get("activity_regularizer") or getattr(layer, "activity_regularizer", None),
-        positions=positions, query_dim=q_kernel.shape[0], **call_options,
+        positions=positions, query_dim=q_kernel.shape[0], use_gate=bool(config.get("use_gate")),
+        sliding_window=config.get("sliding_window"), **call_options,
     )
     parts: dict = {}
     for name in ("query", "key", "value"):
@@ -364,6 +581,12 @@ def _from_keras_mha(layer: Any, config: dict, call_options: dict) -> NetGraph:
         parts[_map_path(name, positions) + ("Weights",)] = kernel.reshape(kernel.shape[0], -1).T
         if config["use_bias"]:
             parts[_map_path(name, positions) + ("Biases",)] = weights[f"{name}/bias"]
+    if config.get("use_gate"):
+        kernel = weights["gate/kernel"]
+        gate = ("gate",) + ("Net",) * positions + ("dense",)
+        parts[gate + ("Weights",)] = kernel.reshape(kernel.shape[0], -1).T
+        if config["use_bias"]:
+            parts[gate + ("Biases",)] = weights["gate/bias"]
     n, hv = out_kernel.shape[:2]
     parts[_map_path("output", positions) + ("Weights",)] = out_kernel.reshape(n * hv, -1).T
     if config["use_bias"]:

@@ -183,6 +183,8 @@ class LeafBlock(Block):
         self.inputs, self.outputs = tuple(layer.input_names), tuple(layer.output_names)
         self.lines = [(_clip(name), NAME_SIZE, True), (_clip(layer.describe()), BODY_SIZE, False)]
         self.lines += [(_clip(t), BODY_SIZE, False) for t in port_lines(layer, inference, path)]
+        self.lines += [(_clip(f'{local}: shared "{name}"'), BODY_SIZE, False)  # tied arrays
+                       for local, name in layer.shared.items()]
         self.w = max(90.0, max(text_width(t, s) for t, s, _ in self.lines) + 2 * PAD)
         self.h = len(self.lines) * LINE + 2 * PAD - 3
 
@@ -239,10 +241,11 @@ class ClusterBlock(Block):
 
     kind = "cluster"
 
-    def __init__(self, name: str, path: Path, layer: Layer, inference: Any, depth: int) -> None:
+    def __init__(self, name: str, path: Path, layer: Layer, inference: Any, depth: int,
+                 levels: int | None = None) -> None:
         self.path, self.layer, self.depth = path, layer, depth
         self.inputs, self.outputs = tuple(layer.input_names), tuple(layer.output_names)
-        view, caption = inner_view(layer, path, inference, depth + 1)
+        view, caption = inner_view(layer, path, inference, depth + 1, levels)
         self.inner = GraphLayout(view)
         width = max(2 * MAX_CHARS, int(self.inner.w / (BODY_SIZE * CHAR)))
         self.lines = [(_clip(f"{name}  {layer.describe()}", width), NAME_SIZE, True)]
@@ -267,9 +270,12 @@ class ClusterBlock(Block):
         self.inner.draw(scene, x + (self.w - self.inner.w) / 2, y + self.header_h + PAD)
 
 
-def block_for(name: str, path: Path, layer: Layer, inference: Any, depth: int) -> Block:
-    if layer.children():
-        return ClusterBlock(name, path, layer, inference, depth)
+def block_for(name: str, path: Path, layer: Layer, inference: Any, depth: int,
+              levels: int | None = None) -> Block:
+    """A cluster for a layer holding sub-nets (down to ``levels`` of nesting; None: all),
+    else a box."""
+    if layer.children() and (levels is None or depth < levels):
+        return ClusterBlock(name, path, layer, inference, depth, levels)
     return LeafBlock(name, path, layer, inference)
 
 
@@ -300,7 +306,7 @@ def _label(src: Block, src_port: str, dst: Block, dst_port: str, shape: str) -> 
     return f"{'→'.join(names)} {shape}".strip()
 
 
-def graph_view(graph: Any, path: Path, inference: Any, depth: int) -> View:
+def graph_view(graph: Any, path: Path, inference: Any, depth: int, levels: int | None = None) -> View:
     """A NetGraph (or NetChain): its input markers, its layers, its output markers."""
     blocks: dict[Any, Block] = {}
     coders = port_coders(graph)
@@ -309,7 +315,7 @@ def graph_view(graph: Any, path: Path, inference: Any, depth: int) -> View:
                                            coders.get(name))
     for name in graph.order:
         layer = graph.nodes[name]
-        blocks[("node", name)] = block_for(name, path + (name,), layer, inference, depth)
+        blocks[("node", name)] = block_for(name, path + (name,), layer, inference, depth, levels)
     for name in graph.output_names:
         blocks[("out", name)] = MarkerBlock("output", name, shape_text(inference, path, name), path,
                                             coders.get(name))
@@ -332,7 +338,7 @@ def graph_view(graph: Any, path: Path, inference: Any, depth: int) -> View:
 
 
 def single_view(name: str, path: Path, layer: Layer, inference: Any, depth: int,
-                view: View | None = None) -> View:
+                view: View | None = None, levels: int | None = None) -> View:
     """One layer between markers for its ports (added to ``view`` when given)."""
     view = view or View({}, [])
     node = ("node", name)
@@ -341,7 +347,7 @@ def single_view(name: str, path: Path, layer: Layer, inference: Any, depth: int,
     coders = port_coders(layer)
     for port in layer.input_names:
         view.blocks[("in", name, port)] = MarkerBlock("input", port, shapes[port], path, coders.get(port))
-    view.blocks[node] = block = block_for(name, path, layer, inference, depth)
+    view.blocks[node] = block = block_for(name, path, layer, inference, depth, levels)
     for port in layer.output_names:
         view.blocks[("out", name, port)] = MarkerBlock("output", port, shapes[port], path, coders.get(port))
     for port in layer.input_names:
@@ -355,20 +361,21 @@ def single_view(name: str, path: Path, layer: Layer, inference: Any, depth: int,
     return view
 
 
-def inner_view(layer: Layer, path: Path, inference: Any, depth: int) -> tuple[View, str]:
+def inner_view(layer: Layer, path: Path, inference: Any, depth: int,
+               levels: int | None = None) -> tuple[View, str]:
     """What a cluster contains, and a caption naming the sub-net when it is not the layer."""
     if isinstance(layer, NetGraph):
-        return graph_view(layer, path, inference, depth), ""
+        return graph_view(layer, path, inference, depth, levels), ""
     children = ordered_children(layer)
     if len(children) == 1:
         (name, child), = children.items()
         caption = f'{name}: {child.describe()}{layer.child_caption}'
         if isinstance(child, NetGraph):
-            return graph_view(child, path + (name,), inference, depth), caption
-        return single_view(name, path + (name,), child, inference, depth), caption
+            return graph_view(child, path + (name,), inference, depth, levels), caption
+        return single_view(name, path + (name,), child, inference, depth, levels=levels), caption
     view = View({}, [])
     for name, child in children.items():
-        single_view(name, path + (name,), child, inference, depth, view)
+        single_view(name, path + (name,), child, inference, depth, view, levels)
     return view, ""
 
 
@@ -589,13 +596,14 @@ def _place_label(a: tuple[float, float], b: tuple[float, float], text: str,
 
 
 # ---------------------------------------------------------------------------- scene
-def layout(net: Layer) -> Scene:
-    """The picture of ``net`` as positioned shapes."""
+def layout(net: Layer, levels: int | None = None) -> Scene:
+    """The picture of ``net`` as positioned shapes; nested nets are expanded down to
+    ``levels`` of nesting (None: all; 1: the top level's sub-nets are single boxes)."""
     inference = net.inference
     if isinstance(net, NetGraph):
-        view = graph_view(net, (), inference, 0)
+        view = graph_view(net, (), inference, 0, levels)
     else:
-        view = single_view("net", (), net, inference, 0)
+        view = single_view("net", (), net, inference, 0, levels=levels)
     body = GraphLayout(view)
     entries = array_table(net, inference)
     params = total(entries, "element_count")
@@ -666,9 +674,9 @@ def scene_svg(scene: Scene) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_svg(net: Layer) -> str:
-    """The picture of ``net`` as SVG text."""
-    return scene_svg(layout(net))
+def to_svg(net: Layer, levels: int | None = None) -> str:
+    """The picture of ``net`` as SVG text (``levels``: see :func:`layout`)."""
+    return scene_svg(layout(net, levels))
 
 
 # ------------------------------------------------------------------------------ PNG

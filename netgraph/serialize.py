@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
+import os
 import zipfile
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any, Mapping, Optional
 
 import numpy as np
 import pydantic
@@ -31,6 +33,7 @@ from .graph import NetGraph
 FORMAT = "netgraph"
 VERSION = 1
 MAX_JSON_BYTES = 16 * 2**20
+MAX_ARRAY_ELEMENTS = 2**31 - 1
 MAX_DEPTH = 64
 _MARKERS = {"Automatic": Automatic, "All": All, "Inherited": Inherited}
 
@@ -57,10 +60,10 @@ class FileHeader(pydantic.BaseModel):
     """The JSON document stored in a saved net."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
-    format: str
-    version: int
+    format: pydantic.StrictStr
+    version: pydantic.StrictInt  # "version": true is not version 1
     net: LayerConfig
-    arrays: dict[str, tuple[int, ...]] = {}
+    arrays: dict[str, tuple[Annotated[pydantic.StrictInt, pydantic.Field(ge=0)], ...]] = {}
 
 
 # ------------------------------------------------------------------ plain-data values
@@ -278,8 +281,22 @@ def _arrays(net: Layer) -> dict[str, np.ndarray]:
     return found
 
 
+def _file_path(path: Any, fn: str) -> Any:
+    """A file path is a ``str`` or an ``os.PathLike``; anything else (an int would be a
+    file descriptor: ``load(0)`` would read and close stdin) is refused."""
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path) != "":
+        return path
+    raise SerializationError(
+        f"{fn}: the path must be a str or an os.PathLike (pathlib.Path); found "
+        f"{type(path).__name__} {path!r}.",
+        hint=f'{fn}(net, "net.npz")' if fn == "save" else f'{fn}("net.npz")',
+    )
+
+
 def save(net: Layer, path: Any) -> None:
-    """Write ``net`` (structure and arrays, initialised or not) to one ``.npz`` file."""
+    """Write ``net`` (structure and arrays, initialised or not) to one ``.npz`` file at
+    ``path`` (a str or an os.PathLike)."""
+    path = _file_path(path, "save")
     arrays = _arrays(net)
     header = {"format": FORMAT, "version": VERSION, "net": to_config(net),
               "arrays": {k: list(a.shape) for k, a in arrays.items()}}
@@ -288,46 +305,112 @@ def save(net: Layer, path: Any) -> None:
         np.savez(handle, __netgraph__=blob, **{f"array:{k}": a for k, a in arrays.items()})
 
 
+MAX_NPY_HEADER = 2**16
+MAX_INFLATION = 1000
+"""A compressed member may inflate at most this many times (save() stores arrays as they
+are; a higher ratio is a zip bomb)."""
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtype: np.dtype,
+                 shape: tuple[int, ...] | None, max_bytes: int, where: str) -> np.ndarray:
+    """One ``.npy`` member, checked before its data is read: its declared size in the zip
+    directory, its npy header (dtype, shape, no pickle) against what the record says
+    (``shape``; None: any 1-D shape within ``max_bytes``)."""
+    if info.file_size > max_bytes + MAX_NPY_HEADER:
+        raise SerializationError(f"{where} is too large: the member declares {info.file_size:,} bytes; at most "
+                                 f"{max_bytes + MAX_NPY_HEADER:,} are expected.")
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_INFLATION * max(info.compress_size, 1):
+        raise SerializationError(f"{where}: the member inflates {info.file_size:,} bytes from "
+                                 f"{info.compress_size:,} (a zip bomb?).")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise SerializationError(f"{where}: unsupported npy format version {version}.")
+        found_shape, fortran, found_dtype = read_header(stream, max_header_size=MAX_NPY_HEADER)
+        if found_dtype != dtype:
+            raise SerializationError(f"{where} has dtype {found_dtype}; expected {dtype}.")
+        if shape is not None and tuple(found_shape) != tuple(shape):
+            raise SerializationError(f"{where} has shape {tuple(found_shape)}; the record says {tuple(shape)}.")
+        if shape is None and len(found_shape) != 1:
+            raise SerializationError(f"{where}: the structure record is malformed.")
+        nbytes = math.prod(found_shape) * dtype.itemsize
+        if nbytes > max_bytes:
+            raise SerializationError(f"{where} is too large: its header declares {nbytes:,} bytes; "
+                                     f"at most {max_bytes:,} are expected.")
+        if info.file_size != stream.tell() + nbytes:
+            raise SerializationError(f"{where} is damaged: the member holds "
+                                     f"{info.file_size - stream.tell():,} data bytes; its header "
+                                     f"declares {nbytes:,}.")
+        data = stream.read(nbytes)
+    if len(data) != nbytes:
+        raise SerializationError(f"{where} is truncated.")
+    return np.frombuffer(data, dtype).reshape(found_shape, order="F" if fortran else "C")
+
+
+def _record_sizes(path: Any, arrays: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """Bytes each array of the record takes; a record declaring more than an array can hold
+    is refused before anything is read."""
+    sizes = {}
+    for key, shape in arrays.items():
+        count = math.prod(shape)
+        if count > MAX_ARRAY_ELEMENTS:
+            raise SerializationError(f'{path}: the record declares array "{key}" of shape {tuple(shape)} '
+                                     f"({count:,} elements); at most {MAX_ARRAY_ELEMENTS:,} are supported.")
+        sizes[key] = count * 4
+    return sizes
+
+
+def _read_file(path: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """The validated record and the arrays of a saved net."""
+    with zipfile.ZipFile(path) as archive:
+        members = {}
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy") or info.filename[:-4] in members:
+                raise SerializationError(f"{path}: unexpected member {info.filename!r}.")
+            members[info.filename[:-4]] = info
+        if "__netgraph__" not in members:
+            raise SerializationError(f"{path} is not a netgraph file (no structure record).")
+        raw = _read_member(archive, members["__netgraph__"], np.dtype(np.uint8), None, MAX_JSON_BYTES,
+                           f"{path}: the structure record")
+        document = json.loads(raw.tobytes().decode())
+        if _depth(document, MAX_DEPTH + 8) > MAX_DEPTH + 8:
+            raise SerializationError(f"{path}: the structure is nested deeper than {MAX_DEPTH} levels.")
+        try:
+            header = FileHeader.model_validate(document)
+        except pydantic.ValidationError as err:
+            raise SerializationError(f"{path}: invalid structure record ({err.errors()[0]['msg']}).") from err
+        if header.format != FORMAT or header.version != VERSION:
+            raise SerializationError(
+                f"{path}: format {header.format!r} version {header.version} is not supported "
+                f"(this netgraph reads {FORMAT!r} version {VERSION})."
+            )
+        stored = {k[len("array:"):] for k in members if k.startswith("array:")}
+        if stored != set(header.arrays) or len(members) != len(stored) + 1:
+            raise SerializationError(f"{path}: the arrays stored do not match the structure record.")
+        sizes = _record_sizes(path, header.arrays)
+        arrays = {key: _read_member(archive, members[f"array:{key}"], np.dtype("<f4"), header.arrays[key],
+                                    sizes[key], f'{path}: array "{key}"')
+                  for key in header.arrays}
+    return header, arrays
+
+
 def load(path: Any) -> Layer:
-    """Read a net written by :func:`save`; a damaged or hostile file raises
-    SerializationError (nothing in the file is executed)."""
+    """Read a net written by :func:`save` from ``path`` (a str or an os.PathLike); a damaged
+    or hostile file raises SerializationError (nothing in the file is executed, and the
+    sizes its directory and record declare are checked before any data is read)."""
+    path = _file_path(path, "load")
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile) or "__netgraph__" not in data.files:
-                raise SerializationError(f"{path} is not a netgraph file (no structure record).")
-            raw = data["__netgraph__"]
-            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_JSON_BYTES:
-                raise SerializationError(f"{path}: the structure record is malformed or too large.")
-            document = json.loads(raw.tobytes().decode())
-            arrays = {k[len("array:"):]: data[k] for k in data.files if k.startswith("array:")}
+        header, arrays = _read_file(path)
     except SerializationError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, KeyError,
-            RecursionError, AttributeError, TypeError) as err:
+            RecursionError, AttributeError, TypeError, MemoryError, OverflowError) as err:
         # NumPy's own text may suggest unpickling; never pass that advice on
         raise SerializationError(
             f"{path} is truncated, damaged or not a netgraph file ({type(err).__name__})."
         ) from err
-    if _depth(document, MAX_DEPTH + 8) > MAX_DEPTH + 8:
-        raise SerializationError(f"{path}: the structure is nested deeper than {MAX_DEPTH} levels.")
-    try:
-        header = FileHeader.model_validate(document)
-    except pydantic.ValidationError as err:
-        raise SerializationError(f"{path}: invalid structure record ({err.errors()[0]['msg']}).") from err
-    if header.format != FORMAT or header.version != VERSION:
-        raise SerializationError(
-            f"{path}: format {header.format!r} version {header.version} is not supported "
-            f"(this netgraph reads {FORMAT!r} version {VERSION})."
-        )
-    if set(header.arrays) != set(arrays):
-        raise SerializationError(f"{path}: the arrays stored do not match the structure record.")
-    for key, arr in arrays.items():
-        if arr.dtype != np.float32:
-            raise SerializationError(f'{path}: array "{key}" has dtype {arr.dtype}; expected float32.')
-        if tuple(arr.shape) != tuple(header.arrays[key]):
-            raise SerializationError(
-                f'{path}: array "{key}" has shape {arr.shape}; the record says {tuple(header.arrays[key])}.'
-            )
     net = _build(header.net, arrays)
     unused = set(arrays) - set(_arrays(net))
     if unused:

@@ -194,9 +194,14 @@ def _rows(net: "Layer", inference: Any, entries: list[ArrayEntry]) -> list[tuple
     for entry in entries:
         by_layer.setdefault(entry.layer_path, []).append(entry)
     rows = []
+    counted: set = set()  # shared arrays already counted by a layer above in the table
     for path, layer in iter_layers(net):
         depth = len(path) - 1
         below = [e for p, es in by_layer.items() if p[: len(path)] == path for e in es]
+        if not layer.children():  # a shared array counts at its first user only
+            mine = [e for e in below if e.key == e.position or e.key not in counted]
+            counted |= {e.key for e in below if e.key != e.position}
+            below = mine
         count = total(below, "element_count")
         params = "?" if count is None else f"{count:,}"
         if any(not e.initialized for e in below):
@@ -248,6 +253,22 @@ def totals_line(net: "Layer", entries: list[ArrayEntry]) -> str:
     return text
 
 
+def shared_lines(entries: list[ArrayEntry]) -> list[str]:
+    """``shared array "emb" {10, 4}: a/Weights, b/Weights (counted once, at a)``."""
+    users: dict[Any, list[ArrayEntry]] = {}
+    for e in entries:
+        if e.key != e.position:
+            users.setdefault(e.key, []).append(e)
+    lines = []
+    for key, found in users.items():
+        dims = found[0].dims
+        shown = "{" + ", ".join(map(str, dims)) + "}" if isinstance(dims, tuple) else str(dims)
+        lines.append(f'shared array "{key[1]}" {shown}: '
+                     + ", ".join(show_path(e.position) for e in found)
+                     + f" (counted once, at {show_path(found[0].layer_path)})")
+    return lines
+
+
 def _head(layer: "Layer", inference: Any) -> str:
     return (f"{layer.describe()}  {_ports(inference, (), layer.input_names)}  ->  "
             f"{_ports(inference, (), layer.output_names)}")
@@ -278,6 +299,7 @@ def summary(net: "Layer") -> str:
         if own:
             lines[0] += f"   (uninitialized: {', '.join(own)})"
     lines.append("  " + totals_line(net, entries))
+    lines += ["  " + line for line in shared_lines(entries)]
     if table and any(not e.initialized for e in entries):
         lines.append("  * arrays not initialized yet (NetInitialize)")
     return "\n".join(lines)

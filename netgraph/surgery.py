@@ -509,7 +509,7 @@ def _flat_parts(graph: NetGraph, depth: int | None, inference: Any, prefix: tupl
     inner_edges: dict[str, list[tuple[PortRef, PortRef]]] = {}
     for name, layer in graph.nodes.items():
         if name not in inline:
-            nodes[name] = layer
+            nodes[name] = _flatten_inside(layer, depth)
             paths[name] = prefix + (name,)
             continue
         sub_nodes, sub_edges, sub_paths = _flat_parts(layer, inner_depth, inference, prefix + (name,))
@@ -576,6 +576,25 @@ def _push_port_specs(sub: NetGraph, nodes: dict[str, Layer], edges: list[tuple[P
     return nodes
 
 
+def _nested(net: Layer) -> bool:
+    """Whether NetFlatten has anything to inline in ``net``: a graph among a graph's nodes,
+    or inside an operator's net."""
+    if isinstance(net, NetGraph):
+        return any(isinstance(n, NetGraph) or _nested(n) for n in net.nodes.values())
+    return net.is_container and any(_nested(c) for c in net.children().values())
+
+
+def _flatten_inside(layer: Layer, depth: int | None) -> Layer:
+    """An operator (NetMapOperator) with the graphs it applies flattened, as Wolfram does;
+    any other layer as it is."""
+    if not layer.is_container or isinstance(layer, NetGraph):
+        return layer
+    flat = {name: NetFlatten(child, depth) for name, child in layer.children().items()
+            if isinstance(child, NetGraph) or child.is_container}
+    changed = {name: child for name, child in flat.items() if child is not layer.children()[name]}
+    return layer.with_children(changed) if changed else layer
+
+
 def NetFlatten(net: Layer, depth: int | None = None) -> Layer:
     """``net`` with its nested NetGraph / NetChain nodes inlined, at every depth or to
     ``depth`` levels (``NetFlatten(net, 1)`` inlines only the top level's sub-nets).
@@ -587,9 +606,11 @@ def NetFlatten(net: Layer, depth: int | None = None) -> Layer:
     shape declared on an inlined graph moves onto the layers at that port, so the flattened
     net infers the same shapes and computes exactly the same outputs.
 
-    The sub-nets of NetMapOperator ("Net") and AttentionLayer ("ScoringNet") are *not*
-    flattened: they are parameters of those layers (applied per element, or per query-key
-    pair), not nodes of the graph, so those layers are kept whole.
+    Inside operators, the nets they apply are flattened too, as Wolfram's NetFlatten does:
+    ``NetFlatten(NetMapOperator(chain))`` is ``NetMapOperator(NetFlatten(chain))`` (the
+    operator stays: it applies its net per element). An AttentionLayer's "ScoringNet" is a
+    parameter of the layer (a function of one query-key pair), not an operator's net, and is
+    kept as it is.
 
     A flat result whose layers form a line (each one's output feeding the next one's only
     input, with the ports of the first and last layer) is a NetChain; otherwise a NetGraph.
@@ -602,8 +623,10 @@ def NetFlatten(net: Layer, depth: int | None = None) -> Layer:
         raise SpecificationError(
             f"NetFlatten: depth must be None (every level) or an int >= 0; found {depth!r}."
         )
-    if not isinstance(net, NetGraph) or depth == 0:
+    if depth == 0 or not _nested(net):
         return net
+    if not isinstance(net, NetGraph):
+        return _flatten_inside(net, depth)
     nodes, edges, _ = _flat_parts(net, depth, net.inference, ())
     rank = {n: i for i, n in enumerate(net.input_names)}
     edges.sort(key=lambda e: (1, 0) if e[0].node is None else

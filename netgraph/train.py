@@ -39,6 +39,7 @@ Shape legend: R rows of a padded batch, ``...`` a port's dims (padded along vary
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 import time
@@ -51,7 +52,9 @@ import numpy as np
 import optax
 
 from .batching import resolve_devices
-from .compiler import missing_arrays, params_of, run, state_tree, trainable_mask, with_params
+from .compiler import (cast_floats, missing_arrays, params_of, precision_dtype, precision_scope, run,
+                       state_tree, trainable_mask, with_params)
+from .distributed import put
 from .errors import NetGraphError, SpecificationError
 from .evaluate import fit_to_data, needs_data_shapes
 from .initialize import NetInitialize
@@ -213,8 +216,11 @@ class Steps:
     def __init__(self, training: TrainingNet, tx: optax.GradientTransformation,
                  penalties: Mapping, frozen_paths: set, metrics: bool,
                  activity: Mapping[tuple, Penalty] | None = None,
-                 placement: "Placement | None" = None) -> None:
+                 placement: "Placement | None" = None, precision: str = "Real32") -> None:
         self.training, self.tx, self.penalties = training, tx, penalties
+        # the working precision computes; the trained arrays stay float32 (float64 for Real64)
+        self.compute = precision_dtype(precision)
+        self.master = np.dtype(np.float64 if precision == "Real64" else np.float32)
         self.activity = dict(activity or {})
         self.frozen_paths = frozen_paths
         self.metrics = metrics
@@ -237,6 +243,7 @@ class Steps:
         ``ACTIVITY``."""
         graph = self.training.graph
         tapped = train and bool(self.activity)
+        params = cast_floats(params, self.compute)
 
         def one(inputs: Any, lengths: Any, rng: Any, real: Any) -> tuple[dict, dict, Any]:
             collected: dict | None = {} if train else None
@@ -278,10 +285,11 @@ class Steps:
         return total
 
     def _weighted(self, losses: dict, found: dict, weights: jax.Array) -> tuple[jax.Array, dict]:
+        weights = weights.astype(self.master)  # averages in float32 (float64 for Real64)
         total_weight = jnp.sum(weights)
 
         def mean(v: jax.Array) -> jax.Array:
-            return jnp.sum(weights * v.astype(jnp.float32)) / total_weight
+            return jnp.sum(weights * v.astype(self.master)) / total_weight
 
         per_row = sum(t.weight * losses[t.port] for t in self.training.terms)
         if ACTIVITY in losses:
@@ -298,7 +306,7 @@ class Steps:
             params = merge(trainable, frozen)
             losses, found, state = self.forward(params, batch, rngs, True)
             loss, means = self._weighted(losses, found, batch["weights"])
-            reg = penalty(params, self.penalties)
+            reg = penalty(params, self.penalties).astype(self.master)
             if ACTIVITY in means:  # Keras: sum over the batch of the penalties / batch size
                 reg = reg + means[ACTIVITY]
             return loss + reg, (loss, reg, means, state)
@@ -309,7 +317,8 @@ class Steps:
             trainable = optax.apply_updates(trainable, updates)
         frozen = write_state(frozen, state)
         extra = [means[ACTIVITY]] if ACTIVITY in means else []
-        return trainable, frozen, opt_state, jnp.stack([loss, reg, *(means[k] for k in self.metric_keys), *extra])
+        packed = [loss, reg, *(means[k] for k in self.metric_keys), *extra]
+        return trainable, frozen, opt_state, jnp.stack([v.astype(self.master) for v in packed])
 
     def _eval_step(self, params: Any, batch: Any) -> dict:
         self.compilations["validation"] += 1
@@ -341,7 +350,8 @@ def write_state(frozen: Any, state: Any) -> Any:
         return frozen
     out = dict(frozen)
     for key, value in state.items():
-        out[key] = write_state(frozen[key], value) if isinstance(value, Mapping) else value[0]
+        out[key] = (write_state(frozen[key], value) if isinstance(value, Mapping)
+                    else value[0].astype(frozen[key].dtype))  # computed in the working precision
     return out
 
 
@@ -368,7 +378,7 @@ class Placement:
             self.rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
     def params(self, tree: Any) -> Any:
-        return jax.device_put(tree, self.replicated)
+        return put(tree, self.replicated)
 
     def batch(self, batch: Batch) -> dict:
         tree = {"inputs": batch.inputs, "lengths": batch.lengths, "weights": batch.weights}
@@ -382,7 +392,7 @@ class Placement:
             tree = {"inputs": {k: pad(v) for k, v in batch.inputs.items()},
                     "lengths": {k: pad(v) for k, v in batch.lengths.items()},
                     "weights": np.concatenate([batch.weights, np.zeros(extra, batch.weights.dtype)])}
-        return jax.device_put(tree, self.rows)
+        return put(tree, self.rows)  # several processes: each fills its own devices' rows
 
 
 def _mean_records(records: list[tuple[Any, int]], names: list[str]) -> dict[str, float]:
@@ -400,11 +410,11 @@ _OPTIONS = (
     "learning_rate_multipliers", "loss_weights", "gradient_clipping", "weight_decay",
     "regularizers", "constraints", "patience", "monitor", "select_best", "metrics", "shuffle",
     "steps_per_epoch", "callback", "progress", "checkpoint", "resume", "activity_regularizers",
-    "target_device",
+    "target_device", "precision",
 )
 
 
-def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: Any = None,
+def _net_train(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: Any = None,
              optimizer: Any = "Adam", learning_rate: Any = Automatic, batch_size: int = 32,
              max_epochs: int = 10, seed: int = 0, learning_rate_multipliers: Mapping | None = None,
              loss_weights: Mapping | None = None, gradient_clipping: Any = None,
@@ -414,7 +424,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
              steps_per_epoch: int | None = None, callback: Callable | None = None,
              progress: bool = False, checkpoint: str | None = None, resume: str | None = None,
              activity_regularizers: Mapping | None = None, target_device: Any = None,
-             **unknown: Any) -> TrainResult:
+             precision: str = "Real32", **unknown: Any) -> TrainResult:
     """Train ``net`` on ``data``; returns a :class:`TrainResult` (``.net``, ``.history``).
 
     Args:
@@ -453,6 +463,12 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
             the loss (see :mod:`netgraph.train_optim`).
         target_device: "CPU", "GPU", (kind, n | "All") or a list of JAX devices; with
             several, data-parallel training (see :class:`Placement`).
+        precision: the working precision, "Real32" (default), "Real16", "BFloat16" or
+            "Real64": data, the forward and backward pass in that type; the optimiser
+            keeps the arrays in float32 (float64 for "Real64": JAX's 64-bit types are on
+            for the run), as Keras's mixed-precision policies do. Losses and metrics are
+            averaged in float32. No loss scaling: float16 gradients below ~6e-8 flush to
+            zero (BFloat16 has float32's range).
     """
     if unknown:
         raise SpecificationError(
@@ -488,6 +504,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     types = {n: graph.inference.port((), n) for n in graph.input_names}
     encoders = training_encoders(net, training.terms, types)
     checker = Checker(types, training.target_ports, training.describe_target, "training data", encoders)
+    checker.real = precision_dtype(precision)
 
     # 2. data, checked before anything is compiled
     seen: set = set()
@@ -502,6 +519,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     if validation_set is not None:
         vchecker = Checker(types, training.target_ports, training.describe_target, "validation_set",
                            encoders)
+        vchecker.real = checker.real
         vsource = as_source(validation_set, vchecker)
         if not isinstance(vsource, Mapping) and not callable(vsource) and iter(vsource) is vsource:
             raise SpecificationError("validation_set: a one-shot iterator cannot be read every epoch.",
@@ -509,7 +527,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
         validation = dataset(vsource, vchecker, batch_size=batch_size, seen=set())
 
     # 3. params, optimiser and parameter rules
-    full = params_of(graph)
+    full = cast_floats(params_of(graph), np.float64 if precision == "Real64" else np.float32)
     rates = multipliers(net, learning_rate_multipliers, (NET,))
     mask = trainable_mask(graph)
     fixed = {p for p in leaf_paths(full) if not _mask_at(mask, p)}
@@ -536,7 +554,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
                          labels=labels, scales=scales, constraint=projection)
     with optax_numerics():
         opt_state = tx.init(trainable)
-    steps = Steps(training, tx, penalties, frozen_paths, metrics, activity, placement)
+    steps = Steps(training, tx, penalties, frozen_paths, metrics, activity, placement, precision)
 
     keys = ["loss"] + _metric_keys(training) if metrics else ["loss"]
     monitor = _monitor(monitor, keys, validation is not None)
@@ -631,7 +649,7 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
             stopped, stop_reason = True, f"no improvement of {monitor} for {patience} epoch(s) (patience)"
         if isinstance(train_set, StreamData) and train_set.exhausted and epoch < max_epochs:
             stopped, stop_reason = True, "the training data ran out"
-        if checkpoint is not None:
+        if checkpoint is not None and jax.process_index() == 0:  # one writer across processes
             save_checkpoint(checkpoint, current_net(params_now), TrainingState(
                 jax.device_get(trainable), jax.device_get(frozen), jax.device_get(opt_state), best_params,
                 {"epoch": epoch, "step": step, "history": history, "best_epoch": best_epoch,
@@ -654,6 +672,14 @@ def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, validation_set: 
     result.summary = _summary(result, monitor)
     bar.close(result.summary)
     return result
+
+
+@functools.wraps(_net_train)
+def NetTrain(net: Layer, data: Any, loss: Any = "Automatic", *, precision: str = "Real32",
+             **options: Any) -> TrainResult:
+    precision_dtype(precision)  # a bad name is an error before anything else
+    with precision_scope(precision):  # Real64: JAX's 64-bit types on for this run only
+        return _net_train(net, data, loss, precision=precision, **options)
 
 
 # ------------------------------------------------------------------------ helpers

@@ -68,6 +68,7 @@ class Checker:
         self.where = where
         self.encoders = dict(encoders or {})  # port -> its NetEncoder / target decoder, read
         # backwards (see netgraph.ports.training_encoders)
+        self.real: Any = np.float32  # the type real data is cast to (the working precision)
 
     # ------------------------------------------------------------------ ports
     def ports(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +117,7 @@ class Checker:
                 hint="examples of different lengths go in a list, one array per example.")
         check_fixed_sizes(f'{where}: port "{name}" (examples along the first axis)', ptype, arr.shape[1:])
         self._index_range(name, arr, where)
-        return check_element(f'{where}: port "{name}"', ptype, arr)
+        return check_element(f'{where}: port "{name}"', ptype, arr, self.real)
 
     def _index_range(self, name: str, arr: np.ndarray, where: str, example: int | None = None) -> None:
         element = self.types[name].element
@@ -148,7 +149,7 @@ class Checker:
             raise InputDataError(f"{at}, should be a rank-{len(ptype.dims)} array {ptype}; found shape {arr.shape}.")
         check_fixed_sizes(at, ptype, arr.shape)
         self._index_range(name, arr, where, i)
-        return check_element(at, ptype, arr)
+        return check_element(at, ptype, arr, self.real)
 
     def columns(self, given: Mapping[str, Any], where: str) -> tuple[int, dict[str, np.ndarray] | None, list[Example] | None]:
         """(count, stacked arrays, None) when every port stacks, else (count, None, examples)."""

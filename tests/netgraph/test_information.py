@@ -71,8 +71,8 @@ def attention_model(scoring=None):
 def test_default_properties_of_the_readme_graph():
     # a: 8x4+8 = 40, b: 8x5+8 = 48, out: 2x8+2 = 18 -> 106 elements in 6 arrays
     assert Information(readme_graph()) == {
-        "LayersCount": 4, "ArraysCount": 6, "InputPortNames": ["A", "B"],
-        "OutputPortNames": ["Output"], "ArraysTotalElementCount": 106,
+        "LayersCount": 4, "ArraysCount": 6, "SharedArraysCount": 0, "InputPortNames": ["A", "B"],
+        "OutputPortNames": ["Output"], "ArraysTotalElementCount": 106, "ArraysTotalSize": "424 bytes",
     }
     assert tuple(Information(readme_graph())) == DEFAULT_PROPERTIES
 
@@ -108,8 +108,9 @@ def test_a_single_layer_is_its_own_only_layer():
     layer = ng.LinearLayer(3, Input=4)
     assert Information(layer, "Layers") == {(): layer}
     assert Information(layer, "ArraysDimensions") == {("Weights",): (3, 4), ("Biases",): (3,)}
-    assert Information(layer) == {"LayersCount": 1, "ArraysCount": 2, "InputPortNames": ["Input"],
-                                  "OutputPortNames": ["Output"], "ArraysTotalElementCount": 15}
+    assert Information(layer) == {"LayersCount": 1, "ArraysCount": 2, "SharedArraysCount": 0,
+                                  "InputPortNames": ["Input"], "OutputPortNames": ["Output"],
+                                  "ArraysTotalElementCount": 15, "ArraysTotalSize": "60 bytes"}
 
 
 def test_arrays_before_and_after_initialisation():

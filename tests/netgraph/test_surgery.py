@@ -429,7 +429,7 @@ def test_flatten_does_not_enter_map_or_attention(randn):
         X=("Varying", 3), Q=6), seed=0)
     flat = NetFlatten(net)
     assert list(flat.nodes) == ["enc/0", "att"]
-    assert flat.nodes["enc/0"] is net.nodes["enc"].nodes["0"]  # the map is kept whole
+    assert flat.nodes["enc/0"] is net.nodes["enc"].nodes["0"]  # the map's net is flat already
     assert isinstance(flat.nodes["enc/0"].net, ng.NetChain)
     assert flat.nodes["att"] is net.nodes["att"]  # so is the attention layer's scoring net
     data = {"X": randn(5, 3), "Q": randn(6)}

@@ -7,8 +7,8 @@ Rows that see no key (all their keys hidden by the value mask and/or the causal 
 query itself masked) differ ON PURPOSE: netgraph gives all-zero weights and a zero output.
 Keras subtracts 1e9 from masked scores, so such a row gets (quantised, roughly uniform)
 softmax weights over ALL keys, and its output is their weighted sum of values (NaN in
-float16); a query-masked row gets a zero output but keeps its un-masked weights. Those rows
-are only checked on our side.
+float16). Those rows are only checked on our side. A query-masked row is Keras's: a zero
+output, and the weights it would have without the query mask.
 """
 from __future__ import annotations
 
@@ -53,9 +53,7 @@ def visible_rows(options):
         seen &= VALUE_MASK[:, None, :]
     if options.get("use_causal_mask"):
         seen &= np.tril(np.ones((TQ, TV), bool))[None]
-    if options.get("query_mask"):
-        seen &= QUERY_MASK[:, :, None]
-    return seen.any(-1)
+    return seen.any(-1)  # the query mask zeroes outputs only (as Keras): rows keep weights
 
 
 def run_both(layer, keras_call, x, options):
@@ -100,6 +98,8 @@ def compare(family, ours, theirs, options, record_error):
         assert np.all(np.isfinite(ours[port]))
     if "AttentionWeights" in ours:
         np.testing.assert_allclose(ours["AttentionWeights"][rows].sum(-1), 1.0, atol=1e-5)
+    if options.get("query_mask"):
+        assert np.all(ours["Output"][~QUERY_MASK] == 0)
 
 
 SCENARIOS = {
