@@ -105,7 +105,7 @@ def _lower_catenate(layer: CatenateLayer, ctx: Any, inputs: dict) -> dict:
     ends = jnp.cumsum(true)
     starts = ends - true
     padded_starts = jnp.asarray([sum(sizes[:i]) for i in range(len(sizes))], jnp.int32)
-    j = jnp.arange(joined.shape[axis])
+    j = jnp.arange(joined.shape[axis], dtype=jnp.int32)
     part = jnp.minimum(jnp.sum(j[:, None] >= ends[None, :], axis=1), len(xs) - 1)
     source = jnp.clip(padded_starts[part] + j - starts[part], 0, joined.shape[axis] - 1)
     out = jnp.take(joined, source, axis=axis)

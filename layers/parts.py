@@ -292,7 +292,7 @@ def _lower_part(layer: PartLayer, ctx: Any, inputs: dict) -> dict:
         else:
             start, count = spec.start_and_count(n)
             size = max(spec.count(k) for k in range(x.shape[axis] + 1))  # the longest it can be
-            j = jnp.arange(size)
+            j = jnp.arange(size, dtype=jnp.int32)
             x = _gather(x, axis, start + spec.step * j, valid_mask(count, size))
             ctx.set_length("Output", axis, count)
             axis += 1
@@ -376,7 +376,7 @@ def _lower_padding(layer: PaddingLayer, ctx: Any, inputs: dict) -> dict:
         if not varying[axis]:
             continue
         n = ctx.length("Input", axis)
-        t = jnp.arange(x.shape[axis] + before + after) - before
+        t = jnp.arange(x.shape[axis] + before + after, dtype=jnp.int32) - before
         inside = (t >= 0) & (t < n)
         if isinstance(method, str):
             source, keep = _padded_source(t, jnp.maximum(n, 1), method), n > 0
@@ -428,7 +428,7 @@ def _lower_append(layer: AppendLayer, ctx: Any, inputs: dict) -> dict:
     if length is None:
         return {"Output": jnp.concatenate([x, element])}
     out = jnp.concatenate([x, jnp.zeros_like(element)])
-    at_end = _along(jnp.arange(out.shape[0]) == length, 0, out.ndim)
+    at_end = _along(jnp.arange(out.shape[0], dtype=jnp.int32) == length, 0, out.ndim)
     ctx.set_length("Output", 0, length + 1)
     return {"Output": jnp.where(at_end, element, out)}
 
@@ -519,7 +519,7 @@ def _lower_ordering(layer: OrderingLayer, ctx: Any, inputs: dict) -> dict:
     length = ctx.length("Input", 0)
     if length is not None:  # padding sorts last
         top = jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).max
-        x = jnp.where(jnp.arange(x.shape[0]) < length, x, jnp.asarray(top, x.dtype))
+        x = jnp.where(jnp.arange(x.shape[0], dtype=jnp.int32) < length, x, jnp.asarray(top, x.dtype))
     order = jnp.argsort(x, stable=True).astype(jnp.int32)
     n = layer.options.n
     if n is All:
@@ -529,7 +529,7 @@ def _lower_ordering(layer: OrderingLayer, ctx: Any, inputs: dict) -> dict:
         return {"Output": order[:k] if n > 0 else order[order.shape[0] - k:]}
     size = min(k, x.shape[0])
     count = jnp.minimum(k, length)
-    j = jnp.arange(size)
+    j = jnp.arange(size, dtype=jnp.int32)
     source = j if n > 0 else length - count + j
     ctx.set_length("Output", 0, count)
     return {"Output": _gather(order, 0, source, valid_mask(count, size))}

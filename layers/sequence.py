@@ -197,7 +197,7 @@ def reverse_within(x: jax.Array, length: Any) -> jax.Array:
     them left in place; ``length`` None reverses the whole axis."""
     if length is None or (isinstance(length, int) and length >= x.shape[0]):
         return x[::-1]  # an exact-size example: nothing to keep in place
-    t = jnp.arange(x.shape[0])
+    t = jnp.arange(x.shape[0], dtype=jnp.int32)
     return x[jnp.where(t < length, length - 1 - t, t)]
 
 

@@ -173,6 +173,7 @@ def check_params(net: Layer, params: Any, where: str) -> None:
     if not isinstance(params, Mapping):
         raise InputDataError(f"{where}: params must be a nested dict as ng.params_of(net) gives; "
                              f"found {type(params).__name__}.")
+    from .scan_blocks import STACKED
     expected = params_of(net)
 
     def visit(want: Mapping[str, Any], got: Any, path: Path) -> None:
@@ -183,6 +184,8 @@ def check_params(net: Layer, params: Any, where: str) -> None:
             if isinstance(value, Mapping) and not jax.tree_util.tree_leaves(value):
                 continue  # a sub-net without arrays may be left out
             if name not in got:
+                if STACKED in got:
+                    continue  # stacked ahead of time (scan_blocks.stack_runs): the scan reads it
                 raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
                                      hint="start from ng.params_of(net) and keep its structure.")
             if isinstance(value, Mapping):

@@ -359,7 +359,7 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
 
 
 # ------------------------------------------------------------------------ entry
-EVALUATION_OPTIONS = ("batch_size", "train", "seed", "target_device", "progress")
+EVALUATION_OPTIONS = ("batch_size", "train", "seed", "target_device", "progress", "precision")
 
 
 def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> Any:

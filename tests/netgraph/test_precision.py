@@ -118,3 +118,25 @@ def test_net_train_real64_with_batch_normalization_state():
     moving = got.net.nodes["1"].arrays["MovingMean"]
     np.testing.assert_allclose(moving, ref.net.nodes["1"].arrays["MovingMean"], rtol=1e-4, atol=1e-6)
     assert not jax.config.jax_enable_x64
+
+
+
+VARYING = ("Varying", 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ng.SequenceReverseLayer(Input=VARYING),
+    lambda: ng.CatenateLayer(0, Input1=VARYING, Input2=VARYING),
+    lambda: ng.PaddingLayer([[1, 1], [0, 0]], Input=VARYING),
+    lambda: ng.PartLayer(slice(0, -1), Input=VARYING),
+    lambda: ng.PoolingLayer(2, function="Mean", interleaving=True, Input=VARYING),
+], ids=["reverse", "catenate", "padding", "part", "pooling"])
+def test_real64_over_varying_lengths(make):
+    """Position indices stay int32 under 64-bit types (strict promotion: no int64 mixing)."""
+    net = make()
+    rng = np.random.default_rng(0)
+    data = {n: [rng.normal(size=(k, 2)).astype(np.float32) for k in (3, 5)] for n in net.input_names}
+    want, got = net(data), net(data, precision="Real64")
+    for w, g in zip(want, got):
+        assert np.asarray(g).dtype == np.float64
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
