@@ -311,7 +311,10 @@ def patched_lowering() -> Any:
             def per_head(x: jax.Array, count: int) -> jax.Array:
                 return jnp.moveaxis(x.reshape(count, heads, x.shape[-1]), 1, 0)
             keys, values, queries = per_head(key, P), per_head(value, P), per_head(query, M)
-            scores = A._scores(layer, ctx, keys, queries)                      # (H, M, P)
+            transform, pair_scores = A._scorer(layer, ctx)
+            if transform is not None:
+                keys = jax.vmap(jax.vmap(transform))(keys)
+            scores = jax.vmap(pair_scores)(keys, queries)                      # (H, M, P)
         else:
             keys, values, queries = key.reshape(P, -1), value.reshape(P, -1), query.reshape(M, -1)
             sctx = ctx.child("ScoringNet")
@@ -322,7 +325,7 @@ def patched_lowering() -> Any:
                 def score(k: jax.Array, q: jax.Array) -> jax.Array:
                     return L.lower_layer(layer.scoring_net, sctx, {"Input": k, "Query": q})["Output"]
                 scores = jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))(keys, queries)
-        visible = A._visibility(layer, ctx, inputs, kpos, qpos)                  # (M, P) or None
+        visible = A._visibility(layer, ctx, inputs, kpos, qpos).dense(M, P)      # (M, P) or None
         rescaling = layer.options.score_rescaling
         if rescaling == "DimensionSqrt":
             scores = scores / jnp.sqrt(jnp.asarray(key.shape[-1], scores.dtype))

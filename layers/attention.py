@@ -22,8 +22,11 @@ jointly over all d1..dn key positions; the output is the weighted sum of the val
 Masked positions get no weight; a query row that sees no key at all gets all-zero weights and
 a zero output (finite in every float dtype). ``AttentionWeights`` are taken before dropout.
 
-``mask``: None, "Causal" (query i sees keys j <= i, aligned top-left) or ("Causal", n) (also
-j > i - n); both need one key axis and one query axis. ``dropout``: probability of
+``mask``: None, "Causal" (query i sees keys j <= i) or ("Causal", n) (also j > i - n); both
+need one key axis and one query axis and, as in Wolfram, as many queries as keys (the mask
+ties the Query's length to the Key's). "TopLeftCausal" / ("TopLeftCausal", n) see the same
+keys without tying the lengths (Keras, PyTorch and ``jax.nn.dot_product_attention``: aligned
+top-left when there are more keys than queries). ``dropout``: probability of
 dropping an attention weight in training mode; its randomness comes from the call's rng and,
 when given, the layer's ``seed`` (enough on its own when no rng is passed). ``score_rescaling``: None,
 "LengthSqrt" (divide by the square root of the number of keys the query sees: the true
@@ -40,12 +43,16 @@ import jax.numpy as jnp
 import pydantic
 
 from ..errors import ShapeMismatchError, SpecificationError
-from ..shapes import Sym
+from ..shapes import Automatic, Sym
 
+from .attention_blocked import (Visibility, batch_bound, block_sizes, blocked_scores, clean_values,
+                                cudnn_applies, fused_dot_attention, online_attention, poison)
 from .base import ArraySpec, Layer, LayerOptions, user_site
 from .dropout import dropout
 from .lowering import LowerContext, lower_layer, masked_softmax, valid_positions
+from .options import AutomaticT
 from .scope import constrain
+from .tree import iter_layers
 
 
 # --------------------------------------------------------------------- built-in scorers
@@ -126,7 +133,9 @@ def as_scoring_net(spec: Any) -> Layer:
 
 
 # ---------------------------------------------------------------------- the layer
-Mask = Union[None, Literal["Causal"], tuple[Literal["Causal"], pydantic.PositiveInt]]
+CAUSAL = ("Causal", "TopLeftCausal")
+Mask = Union[None, Literal["Causal", "TopLeftCausal"],
+             tuple[Literal["Causal", "TopLeftCausal"], pydantic.PositiveInt]]
 
 
 class AttentionLayer(Layer):
@@ -145,20 +154,22 @@ class AttentionLayer(Layer):
         attention_weights: bool = False
         seed: Optional[int] = None
         fast_path: bool = True
+        key_block_size: Union[None, pydantic.conint(strict=True, gt=0), AutomaticT] = Automatic  # type: ignore[valid-type]
 
         @pydantic.field_validator("mask", mode="before")
         @classmethod
         def _mask(cls, value: Any) -> Any:
             if isinstance(value, list):
                 value = tuple(value)
-            if isinstance(value, tuple) and len(value) == 2 and value[0] == "Causal":
+            if isinstance(value, tuple) and len(value) == 2 and value[0] in CAUSAL:
                 window = value[1]
                 if not isinstance(window, int) or isinstance(window, bool) or window < 1:
                     raise ValueError(f'the window n of ("Causal", n) must be a positive integer; got {window!r}')
                 return value
-            if value is None or value == "Causal":
+            if value is None or value in CAUSAL:
                 return value
-            raise ValueError(f'the value of mask should be None, "Causal" or ("Causal", n); got {value!r}')
+            raise ValueError('the value of mask should be None, "Causal" or ("Causal", n) (or '
+                             f'"TopLeftCausal", ("TopLeftCausal", n)); got {value!r}')
 
     scoring_net: Layer
 
@@ -294,6 +305,22 @@ class AttentionLayer(Layer):
                 scope.same_dim(a, b, "QueryMask")
         return query, out, positions
 
+    def _causal_lengths(self, scope: Any, query: int, key: int) -> None:
+        """A causal mask ties the query length to the key length (Wolfram): one symbol for
+        varying lengths, Wolfram's message for two different fixed ones."""
+        def check() -> None:
+            q, k = scope.solver.dim(query), scope.solver.dim(key)
+            if isinstance(q, int) and isinstance(k, int) and q != k:
+                raise ShapeMismatchError(
+                    f"{scope.where('Query')}: Value of query shape ({{{q}}}) is inconsistent "
+                    f"with value of input shape ({{{k}}}).",
+                    hint='a causal mask needs as many queries as keys (query i sees keys 0..i); '
+                    "use an AttentionMask for other patterns.",
+                )
+
+        check()
+        scope.same_dim(query, key, "Query")
+
     def _joint_rules(self, scope: Any, keys: tuple, queries: tuple) -> None:
         key, value, kpos = keys
         query, out, qpos = queries
@@ -307,6 +334,9 @@ class AttentionLayer(Layer):
                 f"sequences; found {len(kpos)} key and {len(qpos)} query position dimension(s).",
                 hint="use AttentionMask for masks over multi-dimensional positions.",
             )
+        mask = self.options.mask
+        if (mask[0] if isinstance(mask, tuple) else mask) == "Causal":  # not "TopLeftCausal"
+            self._causal_lengths(scope, qpos[0], kpos[0])
         heads = [key[-2]] if self.heads else []
         if "AttentionMask" in self.input_names:
             dims = scope.dims("AttentionMask", len(qpos) + len(kpos))
@@ -319,64 +349,136 @@ class AttentionLayer(Layer):
 
 
 # ---------------------------------------------------------------------- lowering
-def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple) -> Optional[jax.Array]:
-    """Boolean (M, P): which key position each query position sees; None if all."""
-    P, M = math.prod(kpos), math.prod(qpos)
-    mask = None
+AUTOMATIC_PAIR_BYTES = 16 * 2**20
+"""``key_block_size=Automatic`` evaluates in blocks when one example's materialised pair
+tensor - query positions x key positions x heads x the scoring net's values per pair (1 on
+the matmul fast path) x 4 bytes - would exceed this size (16 MiB)."""
 
-    def both(m: jax.Array) -> None:
-        nonlocal mask
-        mask = m if mask is None else mask & m
+AUTOMATIC_BLOCK_BYTES = 16 * 2**20
+"""The size Automatic aims at for one block's pair tensor, 16 MiB (blocks of 16 to 1024 positions)."""
 
-    grid = jnp.zeros(kpos, bool)
-    keys = valid_positions(ctx, "Key", grid, tuple(range(len(kpos))))
-    if keys is not None:
-        both(jnp.broadcast_to(keys.reshape(1, P), (M, P)))
+
+def _causal(mask: Any) -> Any:
+    """The visibility rule of a mask option: "TopLeftCausal" sees what "Causal" sees."""
+    if isinstance(mask, tuple):
+        return ("Causal", mask[1])
+    return None if mask is None else "Causal"
+
+
+def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple) -> Visibility:
+    """What each query position sees, as a :class:`Visibility` over flattened positions."""
+    P = math.prod(kpos)
+    keys = valid_positions(ctx, "Key", jnp.zeros(kpos, bool), tuple(range(len(kpos))))
+    keys = None if keys is None else keys.reshape(P)
     if "KeyMask" in inputs:
-        both(jnp.broadcast_to(jnp.asarray(inputs["KeyMask"], bool).reshape(1, P), (M, P)))
-    if "QueryMask" in inputs:
-        both(jnp.broadcast_to(jnp.asarray(inputs["QueryMask"], bool).reshape(M, 1), (M, P)))
-    if "AttentionMask" in inputs:
-        both(jnp.asarray(inputs["AttentionMask"], bool).reshape(M, P))
-    causal = layer.options.mask
-    if causal is not None:
-        i = jnp.arange(M)[:, None]
-        j = jnp.arange(P)[None, :]
-        allowed = j <= i
-        if isinstance(causal, tuple):
-            allowed = allowed & (j > i - causal[1])
-        both(allowed)
-    return mask
+        given = jnp.asarray(inputs["KeyMask"], bool).reshape(P)
+        keys = given if keys is None else keys & given
+    queries = jnp.asarray(inputs["QueryMask"], bool).reshape(-1) if "QueryMask" in inputs else None
+    pairs = (jnp.asarray(inputs["AttentionMask"], bool).reshape(math.prod(qpos), P)
+             if "AttentionMask" in inputs else None)
+    key_length, query_length = ctx.length("Key", 0), ctx.length("Query", 0)
+    return Visibility(
+        keys, queries, pairs, _causal(layer.options.mask),
+        key_bound=batch_bound(None if key_length is None else key_length * math.prod(kpos[1:]), ctx.batch_axis),
+        query_bound=batch_bound(None if query_length is None or not qpos else query_length * math.prod(qpos[1:]),
+                                ctx.batch_axis),
+    )
 
 
-def _scores(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, queries: jax.Array) -> jax.Array:
-    """Scores (M, P) of one head from keys (P, k) and queries (M, q)."""
+def _pair_elements(layer: AttentionLayer, ctx: LowerContext) -> int:
+    """Numbers the scoring net makes for one (query, key) pair: the outputs of its inner
+    layers (its key input for a built-in scorer on the generic path)."""
+    path = ctx.path + ("ScoringNet",)
+    total = 0
+    for sub, inner in iter_layers(layer.scoring_net):
+        for port in inner.output_names:
+            total += math.prod(getattr(d, "size", 1) or 1 for d in ctx.inference.port(path + sub, port).dims)
+    return max(total, math.prod(ctx.shape("Key")[-1:]))
+
+
+def _scorer(layer: AttentionLayer, ctx: LowerContext) -> tuple[Optional[Any], Any]:
+    """(key transform or None, ``pair_scores(keys, queries) -> (M, P)``) of one head."""
     scoring_ctx = ctx.child("ScoringNet")
     transform = key_transform(layer.scoring_net, scoring_ctx) if layer.options.fast_path else None
     if transform is not None:
-        return queries @ jax.vmap(transform)(keys).T
+        return transform, lambda keys, queries: queries @ keys.T
 
     def score(key: jax.Array, query: jax.Array) -> jax.Array:
         return lower_layer(layer.scoring_net, scoring_ctx, {"Input": key, "Query": query})["Output"]
 
-    return jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))(keys, queries)
+    return None, jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))
 
 
 def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
-            queries: jax.Array, visible: Optional[jax.Array], key: Optional[jax.Array]) -> tuple:
-    """One head: output (M, v) and weights (M, P) from keys (P, k), values (P, v), queries
-    (M, q); ``visible`` (M, P) or None; ``key`` a dropout key or None."""
-    scores = _scores(layer, ctx, keys, queries)
+            queries: jax.Array, vis: Visibility, key: Optional[jax.Array], blocks: Optional[tuple]) -> tuple:
+    """One head: output (M, v) and weights (M, P) or None from keys (P, k), values (P, v),
+    queries (M, q); ``key`` a dropout key or None; ``blocks`` (query block, key block) or
+    None to materialise."""
+    M, P, size = queries.shape[0], keys.shape[0], keys.shape[-1]
+    transform, pair_scores = _scorer(layer, ctx)
+    if transform is not None:
+        keys = jax.vmap(transform)(keys)
     rescaling = layer.options.score_rescaling
+    want_weights = "AttentionWeights" in layer.output_names
+    if blocks is not None and not want_weights:
+        scale = None
+        if rescaling == "DimensionSqrt":
+            scale = jnp.full(M, 1 / math.sqrt(size), jnp.float32)
+        elif rescaling == "LengthSqrt":
+            scale = jax.lax.rsqrt(jnp.maximum(vis.seen(M, P), 1).astype(jnp.float32))
+        out = online_attention(pair_scores, keys, values, queries, vis, *blocks, scale,
+                               layer.options.dropout, key)
+        return out, None
+    scores = pair_scores(keys, queries) if blocks is None else blocked_scores(pair_scores, keys, queries, *blocks)
+    visible = vis.dense(M, P)
     if rescaling == "DimensionSqrt":
-        scores = scores / jnp.sqrt(jnp.asarray(keys.shape[-1], scores.dtype))
+        scores = scores / jnp.sqrt(jnp.asarray(size, scores.dtype))
     elif rescaling == "LengthSqrt":
-        seen = (jnp.full((scores.shape[0], 1), keys.shape[0]) if visible is None
-                else jnp.maximum(jnp.sum(visible, axis=-1, keepdims=True), 1))
-        scores = scores / jnp.sqrt(seen.astype(scores.dtype))
-    weights = masked_softmax(scores, -1, visible)
-    used = weights if key is None else dropout(weights, layer.options.dropout, key)
-    return used @ values, weights
+        seen = jnp.full(M, P) if visible is None else jnp.maximum(jnp.sum(visible, axis=-1), 1)
+        scores = scores / jnp.sqrt(seen.astype(scores.dtype))[:, None]
+    clean, bad = clean_values(values, vis)
+    if want_weights or key is not None:
+        weights = masked_softmax(scores, -1, visible)
+        out = (weights if key is None else dropout(weights, layer.options.dropout, key)) @ clean
+    else:  # normalised after the weighted sum: M x v divisions instead of M x P
+        weights = None
+        low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
+        z = scores if visible is None else jnp.where(visible, scores, low)
+        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
+        if visible is not None:
+            e = jnp.where(visible, e, jnp.zeros((), e.dtype))
+        total = jnp.sum(e, axis=-1, keepdims=True)
+        out = (e @ clean) / jnp.where(total == 0, jnp.ones((), total.dtype), total)
+    if bad is not None:  # a row that sees a non-finite value is NaN; hidden ones never reach it
+        out = poison(out, jnp.any(visible & bad[None, :], axis=-1))
+    return out, weights
+
+
+def _blocks(layer: AttentionLayer, ctx: LowerContext, M: int, P: int, dtype: Any) -> Optional[tuple]:
+    fast = layer.options.fast_path and key_transform(layer.scoring_net, ctx.child("ScoringNet")) is not None
+    per_pair = 1 if fast else _pair_elements(layer, ctx)
+    return block_sizes(layer.options.key_block_size, per_pair, M, P, ctx.shape("Key")[-2] if layer.heads else 0,
+                       max(jnp.dtype(dtype).itemsize, 4), fast, layer.options.mask is not None,
+                       AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES)
+
+
+def _fused(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
+           queries: jax.Array, vis: Visibility) -> Optional[jax.Array]:
+    """Multi-head dot attention by the cuDNN kernel where it applies (a GPU; see
+    :func:`cudnn_applies`), else None."""
+    o = layer.options
+    if not (layer.heads and o.fast_path and len(layer.positions(keys.shape)) == 1):
+        return None
+    if not cudnn_applies(queries.dtype, (keys.shape[-1], queries.shape[-1], values.shape[-1]), o.dropout,
+                         o.mask, o.score_rescaling, (*layer.input_names, *layer.output_names)):
+        return None
+    transform = key_transform(layer.scoring_net, ctx.child("ScoringNet"))
+    if transform is None:
+        return None
+    scale = 1 / math.sqrt(keys.shape[-1]) if o.score_rescaling == "DimensionSqrt" else 1.0
+    keys = jax.vmap(jax.vmap(transform), in_axes=1, out_axes=1)(keys)
+    values, _ = clean_values(values, vis)
+    return fused_dot_attention(keys, values, queries, _causal(o.mask), scale, ctx.length("Key", 0), "cudnn")
 
 
 @lower_layer.register(AttentionLayer)
@@ -388,20 +490,20 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     keys = key.reshape((P,) + key.shape[len(kpos):])  # (P, [H,] k)
     values = value.reshape((P,) + value.shape[len(kpos):])
     queries = query.reshape((M,) + query.shape[len(qpos):])
-    padded = valid_positions(ctx, "Value", jnp.zeros(kpos, bool), tuple(range(len(kpos))))
-    if padded is not None:  # junk in padding (even inf) must not leak through 0 * inf
-        values = jnp.where(padded.reshape((P,) + (1,) * (values.ndim - 1)), values,
-                           jnp.zeros((), values.dtype))
-    visible = _visibility(layer, ctx, inputs, kpos, qpos)
+    vis = _visibility(layer, ctx, inputs, kpos, qpos)
+    fused = _fused(layer, ctx, keys, values, queries, vis)
+    if fused is not None:
+        return {"Output": fused.reshape(qpos + fused.shape[1:])}
+    blocks = _blocks(layer, ctx, M, P, query.dtype)
     drop = ctx.key(layer.options.seed) if ctx.train and layer.options.dropout > 0 else None
     if h:  # heads: the same computation per head, vmapped over the penultimate axis
         heads = key.shape[-2]
         drops = None if drop is None else jax.random.split(drop, heads)
-        attend = lambda k, v, q, d: _attend(layer, ctx, k, v, q, visible, d)  # noqa: E731
+        attend = lambda k, v, q, d: _attend(layer, ctx, k, v, q, vis, d, blocks)  # noqa: E731
         out, weights = jax.vmap(attend, in_axes=(1, 1, 1, None if drops is None else 0),
                                 out_axes=(1, 1))(keys, values, queries, drops)
     else:
-        out, weights = _attend(layer, ctx, keys, values, queries, visible, drop)
+        out, weights = _attend(layer, ctx, keys, values, queries, vis, drop, blocks)
     result = {"Output": out.reshape(qpos + out.shape[1:])}
     if "AttentionWeights" in layer.output_names:
         result["AttentionWeights"] = weights.reshape(qpos + weights.shape[1:-1] + kpos)

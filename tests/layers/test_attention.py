@@ -267,16 +267,40 @@ def test_causal_masks(rng, mask):
         np.testing.assert_allclose(check.outputs["Output"], x["Value"], atol=1e-6)
 
 
-def test_causal_mask_is_aligned_top_left(rng):
-    # more keys than queries: query i still sees keys 0..i
+def test_causal_mask_ties_the_query_length_to_the_key_length():
+    # Wolfram: the query must be a sequence as long as the keys and values
+    with pytest.raises(ng.ShapeMismatchError) as info:
+        A("Dot", mask="Causal", Value=(6, 4), Query=(5, 3))
+    assert "Value of query shape ({5}) is inconsistent with value of input shape ({6})" in str(info.value)
+    with pytest.raises(ng.ShapeMismatchError, match="inconsistent"):
+        A("Dot", mask=("Causal", 2), Key=(6, 3), Value=(6, 2), Query=(4, 3))
+    # forwards and backwards through varying lengths: one symbol, the fixed size wins
+    net = A("Bilinear", mask="Causal", Key=("Varying", 4), Query=(5, 3))
+    assert net.port_types()["Key"].dims[0].size == 5
+    net = A("Bilinear", mask="Causal", Key=(5, 4), Query=("Varying", 3))
+    assert net.output_ports["Output"][0] == 5 and net.port_types()["Query"].dims[0].size == 5
+    net = A("Dot", mask="Causal", Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3))
+    symbols = {net.inference.port((), n).dims[0].symbol for n in ("Key", "Value", "Query", "Output")}
+    assert len(symbols) == 1
+    # "TopLeftCausal" (Keras, PyTorch, jax.nn.dot_product_attention) does not tie them
+    assert A("Dot", mask="TopLeftCausal", Value=(6, 4), Query=(5, 4)).output_ports == {"Output": (5, 4)}
+    # without a causal mask the lengths stay independent
+    free = A("Dot", Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3))
+    assert free.inference.port((), "Key").dims[0].symbol != free.inference.port((), "Query").dims[0].symbol
+
+
+@pytest.mark.parametrize("mask", ["TopLeftCausal", ("TopLeftCausal", 2)])
+def test_top_left_causal_mask_with_more_keys_than_queries(rng, mask):
+    # query i still sees keys 0..i (and i - n < j with a window)
     x = data(rng, Key=(6, 3), Value=(6, 2), Query=(4, 3))
-    net = initialised(A("Dot", mask="Causal", attention_weights=True), Key=(6, 3), Value=(6, 2),
+    net = initialised(A("Dot", mask=mask, attention_weights=True), Key=(6, 3), Value=(6, 2),
                       Query=(4, 3))
     got = net(x)
-    out, w = attend(x["Key"], x["Value"], x["Query"], lambda k, q: k @ q, mask="Causal")
+    wolfram = "Causal" if mask == "TopLeftCausal" else ("Causal", 2)
+    out, w = attend(x["Key"], x["Value"], x["Query"], lambda k, q: k @ q, mask=wolfram)
     np.testing.assert_allclose(got["Output"], out, atol=1e-5)
     np.testing.assert_allclose(got["AttentionWeights"], w, atol=1e-6)
-    assert np.all(np.triu(got["AttentionWeights"], 1) == 0) and np.all(got["AttentionWeights"][:, 0] > 0)
+    assert np.all(np.triu(got["AttentionWeights"], 1) == 0) and np.all(got["AttentionWeights"][:2, 0] > 0)
 
 
 @pytest.mark.parametrize("rescaling", ["LengthSqrt", "DimensionSqrt"])
@@ -505,7 +529,7 @@ FAST_CASES = {
 def test_fast_path_equals_generic_path(rng, case, multi_head):
     make, k, q, score_of = FAST_CASES[case]
     heads = (2,) if multi_head else ()
-    shapes = dict(Key=(6, *heads, k), Value=(6, *heads, 3), Query=(5, *heads, q))
+    shapes = dict(Key=(6, *heads, k), Value=(6, *heads, 3), Query=(6, *heads, q))
     x = data(rng, **shapes)
     x["KeyMask"] = np.array([1, 1, 0, 1, 1, 1], np.int32)
     fast = initialised(A(make(), multi_head=multi_head, mask=("Causal", 4), key_mask=True,
@@ -672,23 +696,21 @@ def test_padded_keys_never_get_weight(rng, scoring):
 def test_padded_keys_with_causal_mask_and_varying_queries(rng):
     net = initialised(A("Dot", mask="Causal", attention_weights=True, score_rescaling="LengthSqrt"),
                       Key=("Varying", 3), Value=("Varying", 2), Query=("Varying", 3))
-    ksym = net.inference.port((), "Key").dims[0].symbol
-    qsym = net.inference.port((), "Query").dims[0].symbol
-    x = data(rng, Key=(3, 3), Value=(3, 2), Query=(4, 3))
-    padded = {"Key": np.concatenate([x["Key"], np.full((3, 3), 9.0, np.float32)]),
-              "Value": np.concatenate([x["Value"], np.full((3, 2), 9.0, np.float32)]),
-              "Query": np.concatenate([x["Query"], np.full((1, 3), 9.0, np.float32)])}
-    got = run(net, padded, lengths={ksym: jnp.asarray(3, jnp.int32), qsym: jnp.asarray(4, jnp.int32)})
+    symbol = net.inference.port((), "Key").dims[0].symbol
+    assert net.inference.port((), "Query").dims[0].symbol == symbol  # causal: one length
+    x = data(rng, Key=(4, 3), Value=(4, 2), Query=(4, 3))
+    padded = {n: np.concatenate([a, np.full((2, a.shape[1]), 9.0, np.float32)]) for n, a in x.items()}
+    got = run(net, padded, lengths={symbol: jnp.asarray(4, jnp.int32)})
     out, w = attend(x["Key"], x["Value"], x["Query"], lambda a, b: a @ b, mask="Causal",
                     rescaling="LengthSqrt")
     np.testing.assert_allclose(got["Output"][:4], out, atol=1e-5)
-    np.testing.assert_allclose(got["AttentionWeights"][:4, :3], w, atol=1e-6)
-    assert np.all(got["AttentionWeights"][:4, 3:] == 0)
+    np.testing.assert_allclose(got["AttentionWeights"][:4, :4], w, atol=1e-6)
+    assert np.all(got["AttentionWeights"][:4, 4:] == 0)
 
 
 # ------------------------------------------------------- NetExtract / NetReplacePart
 def test_extract_and_replace_the_scoring_net(rng):
-    shapes = dict(Key=(5, 3), Value=(5, 2), Query=(4, 3))
+    shapes = dict(Key=(5, 3), Value=(5, 2), Query=(5, 3))
     att = initialised(A("Bilinear", mask="Causal"), **shapes)
     x = data(rng, **shapes)
     assert isinstance(ng.NetExtract(att, "ScoringNet"), ng.BilinearScoringLayer)
