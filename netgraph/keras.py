@@ -198,7 +198,7 @@ def _single_head_graph(scoring: Any, dropout: float, seed: Optional[int], use_ke
     positions = _positive_int("Attention", "positions", positions)
     attention = AttentionLayer(
         scoring, dropout=_check_dropout(dropout), seed=_seed(seed),
-        mask="Causal" if use_causal_mask else None, key_mask=value_mask,
+        mask="TopLeftCausal" if use_causal_mask else None, key_mask=value_mask,
         attention_weights=return_attention_scores,
     )
     inner: list = [
@@ -322,7 +322,7 @@ def MultiHeadAttention(
     Keras 3's ``use_gate`` adds a "gate" projection of the query (sigmoid, heads x value_dim)
     that multiplies the attention output before the output projection; ``sliding_window=w``
     lets query i see keys with ``|i - j| < w`` (with ``use_causal_mask``: ``i - w < j <= i``,
-    the AttentionLayer's ``("Causal", w)``). Masks (ports, 1 = visible): ``query_mask``,
+    the AttentionLayer's ``("TopLeftCausal", w)``). Masks (ports, 1 = visible): ``query_mask``,
     ``value_mask``, ``key_mask`` (joined with ``&``, as Keras does), ``attention_mask=True``
     (T.. x S..) or ``attention_mask="heads"`` (a mask per head, N x T.. x S..).
     """
@@ -472,7 +472,7 @@ def _mha_core(dropout: float, seed: Optional[int], causal: bool, window: Optiona
     band = window is not None and not causal
     attention = AttentionLayer(
         "Dot", multi_head=not per_head, score_rescaling="DimensionSqrt", dropout=dropout, seed=seed,
-        mask=(("Causal", window) if window is not None else "Causal") if causal else None,
+        mask=(("TopLeftCausal", window) if window is not None else "TopLeftCausal") if causal else None,
         key_mask=value_mask or key_mask, query_mask=query_mask,
         attention_mask=bool(attention_mask) or band, attention_weights=weights,
     )
