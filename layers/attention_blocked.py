@@ -10,7 +10,7 @@ v value size.
   the blocked path for one ``(bq, bk)`` block at a time, and for the blocks it may skip.
 * :func:`online_attention` is the online softmax of Rabe & Staats / FlashAttention: a
   ``lax.map`` over query blocks, inside it a ``lax.scan`` over key blocks carrying the running
-  maximum, normaliser and weighted sum of values (float32, whatever the input dtype). Every
+  maximum, normaliser and weighted sum of values (float32 for 16- and 32-bit inputs, float64 for float64 ones). Every
   block's scores come from ``pair_scores(key_block, query_block) -> (bq, bk)``: a matmul on
   the fast path, the scoring net lowered by the one walker on the block's (query, key) pairs
   otherwise. Both the query-block body and the key-block step are ``jax.checkpoint``-ed, so
@@ -81,8 +81,8 @@ class Visibility:
         if self.pairs is not None:
             parts.append(jax.lax.dynamic_slice(self.pairs, (i0, j0), (bq, bk)))
         if self.causal is not None:
-            i = i0 + jnp.arange(bq)[:, None]
-            j = j0 + jnp.arange(bk)[None, :]
+            i = i0 + jnp.arange(bq, dtype=jnp.int32)[:, None]
+            j = j0 + jnp.arange(bk, dtype=jnp.int32)[None, :]
             allowed = j <= i
             if isinstance(self.causal, tuple):
                 allowed = allowed & (j > i - self.causal[1])
@@ -105,7 +105,7 @@ class Visibility:
             return jnp.sum(self.dense(M, P), axis=-1, dtype=jnp.int32)
         ok = jnp.ones(P, jnp.int32) if self.keys is None else self.keys.astype(jnp.int32)
         before = jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(ok)])  # keys < j
-        i = jnp.arange(M)
+        i = jnp.arange(M, dtype=jnp.int32)
         if self.causal is None:
             count = jnp.full(M, before[P])
         else:
@@ -122,7 +122,7 @@ class Visibility:
         """The same visibility over M, P padded to Mp, Pp (padded keys are never seen)."""
         keys = self.keys
         if Pp > P:
-            keys = jnp.arange(Pp) < P if keys is None else jnp.pad(keys, (0, Pp - P))
+            keys = jnp.arange(Pp, dtype=jnp.int32) < P if keys is None else jnp.pad(keys, (0, Pp - P))
         queries = None if self.queries is None else jnp.pad(self.queries, (0, Mp - M))
         pairs = None if self.pairs is None else jnp.pad(self.pairs, ((0, Mp - M), (0, Pp - P)))
         return replace(self, keys=keys, queries=queries, pairs=pairs)
@@ -190,6 +190,7 @@ def online_attention(pair_scores: PairScores, keys: jax.Array, values: jax.Array
     (P, v); ``scale`` (M,) float32 multiplies the scores of each row (or None); ``drop``: a
     dropout key (training) or None."""
     M, P, dtype = queries.shape[0], keys.shape[0], values.dtype
+    stat = jnp.float64 if dtype == jnp.float64 else jnp.float32  # statistics: float64 under Real64
     if M == 0 or P == 0:  # no query, or no key to see: zero rows
         return jnp.zeros((M, values.shape[-1]), dtype)
     bq, bk = min(block_q, M), min(block_k, P)
@@ -210,9 +211,9 @@ def online_attention(pair_scores: PairScores, keys: jax.Array, values: jax.Array
 
             def compute(carry: tuple) -> tuple:
                 top, total, acc, hit = carry
-                s = pair_scores(jax.lax.dynamic_slice_in_dim(ks, j0, bk), q).astype(jnp.float32)
+                s = pair_scores(jax.lax.dynamic_slice_in_dim(ks, j0, bk), q).astype(stat)
                 if scales is not None:
-                    s = s * jax.lax.dynamic_slice_in_dim(scales, i0, bq)[:, None]
+                    s = s * jax.lax.dynamic_slice_in_dim(scales, i0, bq).astype(stat)[:, None]
                 seen = vis.block(i0, bq, j0, bk)
                 if seen is not None:
                     s = jnp.where(seen, s, LOW)
@@ -224,7 +225,7 @@ def online_attention(pair_scores: PairScores, keys: jax.Array, values: jax.Array
                 total = total * rescale + jnp.sum(p, axis=-1)
                 if drop is not None:
                     p = dropout(p, rate, _fold(drop, iq, jk))
-                v = jax.lax.dynamic_slice_in_dim(vs, j0, bk).astype(jnp.float32)
+                v = jax.lax.dynamic_slice_in_dim(vs, j0, bk).astype(stat)
                 acc = acc * rescale[:, None] + p @ v
                 if bad is not None:
                     hit = hit | jnp.any(seen & jax.lax.dynamic_slice_in_dim(bad, j0, bk)[None, :], axis=-1)
@@ -235,14 +236,14 @@ def online_attention(pair_scores: PairScores, keys: jax.Array, values: jax.Array
                 return compute(carry), None
             return jax.lax.cond(needed, compute, lambda c: c, carry), None
 
-        init = (jnp.full(bq, LOW, jnp.float32), jnp.zeros(bq, jnp.float32),
-                jnp.zeros((bq, width), jnp.float32), jnp.zeros(bq, bool))
-        (_, total, acc, hit), _ = jax.lax.scan(jax.checkpoint(step), init, jnp.arange(nk))
+        init = (jnp.full(bq, LOW, stat), jnp.zeros(bq, stat),
+                jnp.zeros((bq, width), stat), jnp.zeros(bq, bool))
+        (_, total, acc, hit), _ = jax.lax.scan(jax.checkpoint(step), init, jnp.arange(nk, dtype=jnp.int32))
         some = total > 0
         out = jnp.where(some[:, None], acc / jnp.where(some, total, 1.0)[:, None], 0.0)
         return poison(out, hit if bad is not None else None).astype(dtype)
 
-    out = jax.lax.map(jax.checkpoint(query_block), jnp.arange(nq))
+    out = jax.lax.map(jax.checkpoint(query_block), jnp.arange(nq, dtype=jnp.int32))
     return out.reshape(nq * bq, width)[:M]
 
 
@@ -262,7 +263,7 @@ def blocked_scores(pair_scores: PairScores, keys: jax.Array, queries: jax.Array,
         return pair_scores(jax.lax.dynamic_slice_in_dim(ks, jk * bk, bk),
                            jax.lax.dynamic_slice_in_dim(qs, iq * bq, bq))
 
-    rows = jax.lax.map(lambda iq: jax.lax.map(lambda jk: one(iq, jk), jnp.arange(nk)), jnp.arange(nq))
+    rows = jax.lax.map(lambda iq: jax.lax.map(lambda jk: one(iq, jk), jnp.arange(nk, dtype=jnp.int32)), jnp.arange(nq, dtype=jnp.int32))
     return jnp.transpose(rows, (0, 2, 1, 3)).reshape(nq * bq, nk * bk)[:M, :P]
 
 
@@ -320,6 +321,6 @@ def fused_dot_attention(keys: jax.Array, values: jax.Array, queries: jax.Array, 
         queries[None], keys[None], values[None], scale=scale, is_causal=causal is not None,
         key_value_seq_lengths=lengths, local_window_size=window, implementation=implementation)[0]
     M, P = queries.shape[0], keys.shape[0]
-    valid = None if key_length is None else jnp.arange(P) < key_length
+    valid = None if key_length is None else jnp.arange(P, dtype=jnp.int32) < key_length
     sees = Visibility(keys=valid, causal=causal).seen(M, P) > 0
     return jnp.where(sees[:, None, None], out, jnp.zeros((), out.dtype))

@@ -140,3 +140,17 @@ def test_real64_over_varying_lengths(make):
     for w, g in zip(want, got):
         assert np.asarray(g).dtype == np.float64
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask", [None, "Causal"])
+def test_real64_blocked_attention_keeps_float64_statistics(mask):
+    """The online softmax accumulates in float64 under Real64 (float32 for narrower types)."""
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(k, 4)).astype(np.float32) for k in (9, 13)]
+    ports = {name: ("Varying", 4) for name in ("Key", "Value", "Query")}
+    plain = ng.NetInitialize(ng.AttentionLayer(mask=mask, key_block_size=None, **ports), seed=1)
+    blocked = ng.with_params(ng.AttentionLayer(mask=mask, key_block_size=4, **ports), ng.params_of(plain))
+    data = {"Key": x, "Value": x, "Query": x}
+    for want, got in zip(plain(data, precision="Real64"), blocked(data, precision="Real64")):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
