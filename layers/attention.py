@@ -365,8 +365,10 @@ def _causal(mask: Any) -> Any:
     return None if mask is None else "Causal"
 
 
-def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple) -> Visibility:
-    """What each query position sees, as a :class:`Visibility` over flattened positions."""
+def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tuple, qpos: tuple,
+                bounded: bool) -> Visibility:
+    """What each query position sees, as a :class:`Visibility` over flattened positions;
+    ``bounded``: with the true lengths as bounds for skipping blocks (blocked evaluation)."""
     P = math.prod(kpos)
     keys = valid_positions(ctx, "Key", jnp.zeros(kpos, bool), tuple(range(len(kpos))))
     keys = None if keys is None else keys.reshape(P)
@@ -376,7 +378,7 @@ def _visibility(layer: AttentionLayer, ctx: LowerContext, inputs: dict, kpos: tu
     queries = jnp.asarray(inputs["QueryMask"], bool).reshape(-1) if "QueryMask" in inputs else None
     pairs = (jnp.asarray(inputs["AttentionMask"], bool).reshape(math.prod(qpos), P)
              if "AttentionMask" in inputs else None)
-    key_length, query_length = ctx.length("Key", 0), ctx.length("Query", 0)
+    key_length, query_length = (ctx.length("Key", 0), ctx.length("Query", 0)) if bounded else (None, None)
     return Visibility(
         keys, queries, pairs, _causal(layer.options.mask),
         key_bound=batch_bound(None if key_length is None else key_length * math.prod(kpos[1:]), ctx.batch_axis),
@@ -490,11 +492,11 @@ def _lower_attention(layer: AttentionLayer, ctx: LowerContext, inputs: dict) -> 
     keys = key.reshape((P,) + key.shape[len(kpos):])  # (P, [H,] k)
     values = value.reshape((P,) + value.shape[len(kpos):])
     queries = query.reshape((M,) + query.shape[len(qpos):])
-    vis = _visibility(layer, ctx, inputs, kpos, qpos)
+    blocks = _blocks(layer, ctx, M, P, query.dtype)
+    vis = _visibility(layer, ctx, inputs, kpos, qpos, bounded=blocks is not None)
     fused = _fused(layer, ctx, keys, values, queries, vis)
     if fused is not None:
         return {"Output": fused.reshape(qpos + fused.shape[1:])}
-    blocks = _blocks(layer, ctx, M, P, query.dtype)
     drop = ctx.key(layer.options.seed) if ctx.train and layer.options.dropout > 0 else None
     if h:  # heads: the same computation per head, vmapped over the penultimate axis
         heads = key.shape[-2]

@@ -281,7 +281,8 @@ def block_sizes(option: Any, per_pair: int, M: int, P: int, heads: int, itemsize
 
     ``option``: the layer's ``key_block_size`` (None, an int, or Automatic: block when the
     pair tensor ``M * P * heads * per_pair * itemsize`` exceeds ``threshold`` bytes, with
-    blocks of about ``block_bytes``). The fast path blocks keys only (scores are M x bk),
+    blocks of about ``block_bytes``; with symbolic lengths, as in an exported function
+    serving every length, Automatic materialises). The fast path blocks keys only (scores are M x bk),
     except under a causal mask, whose skipping needs query blocks too."""
     if option is None:
         return None
@@ -289,6 +290,8 @@ def block_sizes(option: Any, per_pair: int, M: int, P: int, heads: int, itemsize
     if isinstance(option, int):
         block = option
     else:
+        if not (isinstance(M, int) and isinstance(P, int)):
+            return None  # symbolic lengths (ng.export): the size is unknown, materialise
         if M * P * max(heads, 1) * per_pair * itemsize <= threshold:
             return None
         pairs = max(block_bytes // (max(heads, 1) * per_pair * itemsize), 1)
