@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import count, islice
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -90,11 +89,10 @@ class ScopeOrigin:
         return str(Origin(str(self.at), self.site))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, (Origin, ScopeOrigin)) and (
-            (str(self.what), self.site) == (str(other.what), other.site))
+        return isinstance(other, (Origin, ScopeOrigin)) and str(self) == str(other)
 
     def __hash__(self) -> int:
-        return hash((str(self.what), self.site))
+        return hash(str(self))
 
     def moved(self, scope: "Scope") -> "ScopeOrigin":
         at = self.at
@@ -327,13 +325,7 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     thousands of repeated layers.
     """
     cells = scope._cells
-    memo = layer.__dict__.get("_constraints_id")
-    if memo is not None and memo[0] is _PROCESS:
-        key = memo[1]
-    else:  # memoised: a layer is immutable (``Layer._set`` forgets it); a copy made by
-        # pickle or deepcopy holds another marker and computes it again
-        key = constraints_id(layer)
-        object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
+    key = _memoised_id(layer)
     template = cells.templates.get(key) if key is not None else None
     if template is not None:
         offset = cells.solver.instantiate(template.snapshot, scope)
@@ -350,6 +342,18 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     ports, arrays = len(cells.ports), len(cells.arrays)
     _collect(layer, scope)
     cells.templates[key] = _template(scope, mark, ports, arrays)
+
+
+def _memoised_id(layer: "Layer") -> int | None:
+    """:func:`constraints_id` of ``layer``, memoised on it: a layer is immutable
+    (``Layer._set`` forgets it); a copy made by pickle or deepcopy holds another marker and
+    computes it again."""
+    memo = layer.__dict__.get("_constraints_id")
+    if memo is not None and memo[0] is _PROCESS:
+        return memo[1]
+    key = constraints_id(layer)
+    object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
+    return key
 
 
 def _template(scope: Scope, mark: tuple[int, int, int], ports: int, arrays: int) -> _Template | None:
@@ -401,7 +405,6 @@ _NOT_CONSTRAINTS = frozenset({"origin", "_inference", "initializers", "regulariz
                               "constraints", "activity_regularizer"})
 
 
-_MAPPINGS = (dict, MappingProxyType)
 _PROCESS = object()  # marks the numbers of this process's _IDS
 _IDS: dict[tuple, int] = {}  # template key -> a number (never reused)
 
@@ -443,14 +446,29 @@ def template_key(layer: "Layer") -> tuple | None:
     parts: list[Any] = [type(layer)]
     for name in _key_fields(type(layer)):
         value = getattr(layer, name)
+        kind = _kind(type(value))
         if name == "arrays":  # only their shapes are constraints
             value = tuple((k, None if a is None else a.shape) for k, a in value.items())
-        elif type(value) in _MAPPINGS or isinstance(value, Mapping):
+        elif kind == "options":  # its values (a frozen model's hash and == are slower)
+            value = (type(value), *value.__dict__.values())
+        elif kind == "mapping":
             value = tuple(value.items())
-        elif isinstance(value, np.ndarray):
+        elif kind == "array":
             return None
         parts.append(value)
     return tuple(parts)
+
+
+@lru_cache(maxsize=None)
+def _kind(cls: type) -> str:
+    """How :func:`template_key` takes a field value of type ``cls``."""
+    from .base import LayerOptions
+
+    if issubclass(cls, LayerOptions):
+        return "options"
+    if issubclass(cls, Mapping):
+        return "mapping"
+    return "array" if issubclass(cls, np.ndarray) else "value"
 
 
 @contextmanager
@@ -507,8 +525,38 @@ class Inference:
         return self.arrays.get((path, name))
 
 
+_INFERRED: dict[int, Inference] = {}
+"""The inference of a layer alone, by :func:`constraints_id`: layers that are equal values
+solve to equal types, so making the 100,000th LinearLayer(8) checks nothing again."""
+_INFERRED_LIMIT = 10_000  # bounded; forgetting only costs a solver run
+_runs = {"solved": 0, "reused": 0}
+
+
+def inference_runs() -> dict[str, int]:
+    """How many inferences of a layer on its own were solved, and how many reused from
+    equal layers, in this process (what the scale tests count)."""
+    return dict(_runs)
+
+
 def infer(layer: "Layer") -> Inference:
-    """Run shape inference over ``layer`` (and everything nested in it)."""
+    """Run shape inference over ``layer`` (and everything nested in it); a layer holding no
+    sub-nets nor shared arrays reuses the inference of an equal layer made before."""
+    key = _memoised_id(layer)
+    if key is None:
+        return _solve(layer)
+    found = _INFERRED.get(key)
+    if found is not None:
+        _runs["reused"] += 1
+        return found
+    found = _solve(layer)  # an error is raised again for every layer, with its own site
+    if len(_INFERRED) >= _INFERRED_LIMIT:
+        _INFERRED.clear()
+    _INFERRED[key] = found
+    return found
+
+
+def _solve(layer: "Layer") -> Inference:
+    _runs["solved"] += 1
     cells = _Cells()
     root = Scope(cells, (), layer)
     try:
