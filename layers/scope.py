@@ -104,14 +104,15 @@ class _Template:
     """What collecting one layer's constraints created (see :func:`constrain`)."""
 
     snapshot: Snapshot
-    ports: tuple[tuple[str, int, int], ...]
+    ports: tuple[tuple[str, int], ...]  # (name, shape cell)
     arrays: tuple[tuple[str, int], ...]
 
 
 @dataclass
 class _Cells:
     solver: Solver = field(default_factory=Solver)
-    ports: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
+    ports: dict[tuple[Path, str], int] = field(default_factory=dict)
+    """The shape cell of every port; its element cell is the next one (see Scope.port)."""
     arrays: dict[tuple[Path, str], int] = field(default_factory=dict)
     shared_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     templates: dict[tuple, _Template | None] = field(default_factory=dict)
@@ -133,20 +134,18 @@ class Scope:
         return Scope(self._cells, self.path + (name,), layer)
 
     # ------------------------------------------------------------------------ cells
-    def _port_cells(self, name: str) -> tuple[int, int]:
-        ports, key = self._cells.ports, (self.path, name)
-        cells = ports.get(key)
-        if cells is None:
-            cells = ports[key] = (self.solver.new_shape(), self.solver.new_elem())
-        return cells
-
     def port(self, name: str) -> int:
-        """The shape cell of port ``name``."""
-        return self._port_cells(name)[0]
+        """The shape cell of port ``name``; its element-type cell is the next one."""
+        ports, key = self._cells.ports, (self.path, name)
+        shape = ports.get(key)
+        if shape is None:
+            shape = ports[key] = self.solver.new_shape()
+            self.solver.new_elem()  # shape + 1
+        return shape
 
     def elem(self, name: str) -> int:
         """The element-type cell of port ``name``."""
-        return self._port_cells(name)[1]
+        return self.port(name) + 1
 
     def array(self, name: str) -> int:
         """The shape cell of array ``name``."""
@@ -330,8 +329,9 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     if template is not None:
         offset = cells.solver.instantiate(template.snapshot, scope)
         path = scope.path
-        for name, shape, elem in template.ports:
-            cells.ports[(path, name)] = (shape + offset, elem + offset)
+        ports = cells.ports
+        for name, shape in template.ports:
+            ports[(path, name)] = shape + offset
         for name, shape in template.arrays:
             cells.arrays[(path, name)] = shape + offset
         return
@@ -364,11 +364,11 @@ def _template(scope: Scope, mark: tuple[int, int, int], ports: int, arrays: int)
     new_arrays = _last(cells.arrays, len(cells.arrays) - arrays)
     if any(p != path for (p, _), _ in (*new_ports, *new_arrays)):
         return None
-    ids = [c for _, pair in new_ports for c in pair] + [c for _, c in new_arrays]
+    ids = [c for _, shape in new_ports for c in (shape, shape + 1)] + [c for _, c in new_arrays]
     snapshot = cells.solver.snapshot(mark, ids)
     if snapshot is None:
         return None
-    return _Template(snapshot, tuple((n, a, b) for (_, n), (a, b) in new_ports),
+    return _Template(snapshot, tuple((n, shape) for (_, n), shape in new_ports),
                      tuple((n, c) for (_, n), c in new_arrays))
 
 
@@ -517,6 +517,8 @@ class Inference:
     steps: int = 0
     templates_run: int = 0
     """Rule runs of the solver and templates run (not copied): linear in a net's size."""
+    shares_arrays: bool = False
+    """Whether some layer of the net uses a shared array (``NetArray``)."""
 
     def port(self, path: Path, name: str) -> PortType:
         return self.ports[(path, name)]
@@ -576,8 +578,9 @@ def _solve(layer: "Layer") -> Inference:
         raise type(err)(err.message + "".join(notes), hint=err.hint) from err
     s = cells.solver.solved()
     return Inference(_Solved(cells.ports, partial(_port_type, s)),
-                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run)
+                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run,
+                     bool(cells.shared_users))
 
 
-def _port_type(solver: Solver, cells: tuple[int, int]) -> PortType:
-    return PortType(solver.resolve_shape(cells[0]), solver.resolve_elem(cells[1]))
+def _port_type(solver: Solver, shape: int) -> PortType:
+    return PortType(solver.resolve_shape(shape), solver.resolve_elem(shape + 1))

@@ -42,9 +42,9 @@ def _product(solver: Solver, base: int, factors: int, target: int, origin: Origi
     dims = solver.dims(factors)
     if dims is None:
         return
-    values = [solver.dim(d) for d in dims]
+    values = solver.dim_values(dims)
     goal = solver.dim(target)
-    if isinstance(goal, Sym) or any(isinstance(v, Sym) for v in values):
+    if isinstance(goal, Sym) or Sym in map(type, values):
         raise ShapeMismatchError(
             f"{solver.text(where)} cannot take a varying-length dimension here.", hint=varying_hint
         )

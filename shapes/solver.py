@@ -92,11 +92,14 @@ class _Table:
         return i
 
     def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
+        parent = self.parent
+        root = parent[i]
+        if root == i:
+            return i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:  # path compression
+            parent[i], i = root, parent[i]
         return root
 
     def set_origin(self, r: int, origin: Origin | None, owner: int) -> None:
@@ -191,6 +194,12 @@ class Solver:
     def dim(self, d: int) -> object:
         """The current value of a dimension cell: an int, a :class:`Sym`, or None."""
         return self._dims.value[self._dims.find(d)]
+
+    def dim_values(self, dims: Iterable[int]) -> list[object]:
+        """The current values of dimension cells (as :meth:`dim` of each)."""
+        t = self._dims
+        parent, value, find = t.parent, t.value, t.find
+        return [value[d] if parent[d] == d else value[find(d)] for d in dims]
 
     def dim_origin(self, d: int) -> Origin | None:
         return self._origin(self._dims.find(d))
@@ -437,13 +446,14 @@ class Solver:
         """Run rules to a fixed point; then apply defaults one at a time until none applies."""
         rules, bases, owners, queue, queued = (
             self._rules, self._bases, self._owners, self._queue, self._queued)
+        steps = 0
         try:
             while True:
                 while queue:
                     rid = queue.popleft()
                     queued.discard(rid)
                     rule = rules[rid]
-                    self.steps += 1
+                    steps += 1
                     self._owner = owners[rid]
                     rule.run(self, bases[rid], *rule.args)
                 self._owner = -1
@@ -460,6 +470,7 @@ class Solver:
                     return
         finally:
             self._owner = -1
+            self.steps += steps
 
     # ----------------------------------------------------------- copying templates
     def mark(self) -> tuple[int, int, int]:
