@@ -118,6 +118,13 @@ class _Cells:
     templates: dict[tuple, _Template | None] = field(default_factory=dict)
     templates_run: int = 0  # templates run (not copied): what the scale tests count
 
+    def close(self) -> None:
+        """Drop the solver's rules and provenance and the templates, once solved (or
+        failed): they refer to the scopes, which refer to the cells - a cycle that would
+        otherwise wait for the garbage collector (a pass over every object of a big net)."""
+        self.solver.close()
+        self.templates.clear()
+
 
 class Scope:
     """The cells of one layer at ``path``, by local port and array names."""
@@ -567,6 +574,7 @@ def _solve(layer: "Layer") -> Inference:
             for name in (*layer.input_names, *layer.output_names):
                 root.port(name)
             cells.solver.solve()
+            s = cells.solver.solved()
     except NetGraphError as err:
         notes = [  # a conflict between users of one shared array: say which array they share
             f'\n  note: {", ".join(a for a, _ in users)} are one shared array, NetArray("{name}")'
@@ -576,7 +584,8 @@ def _solve(layer: "Layer") -> Inference:
         if not notes:
             raise
         raise type(err)(err.message + "".join(notes), hint=err.hint) from err
-    s = cells.solver.solved()
+    finally:
+        cells.close()
     return Inference(_Solved(cells.ports, partial(_port_type, s)),
                      _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run,
                      bool(cells.shared_users))

@@ -556,6 +556,16 @@ class Solver:
         return offset
 
     # --------------------------------------------------------------------- read-out
+    def close(self) -> None:
+        """Drop the rules, origins and watchers (keeping the solved values, which
+        :meth:`solved` shares): provenance may refer back to whoever owns this solver, and
+        a cycle waits for the garbage collector."""
+        t = self._dims
+        t.origin, t.owner, t.watch = [], [], []
+        self._rules, self._bases, self._owners, self._contexts = [], [], [], []
+        self._queue.clear()
+        self._queued.clear()
+
     def solved(self) -> "Solver":
         """A solver holding only the solved values, for reading out after :meth:`solve`
         (no rules, origins or watchers: what a net keeps alive with its inference)."""
