@@ -68,6 +68,24 @@ class At:
         return At(scope, self.port, self.what)
 
 
+class AtDimension:
+    """``dimension 2 of port "Output" of plus (ThreadingLayer[Plus])``: an axis of the port
+    ``at`` names, spelled when a message needs it; ``moved`` as :meth:`At.moved`."""
+
+    __slots__ = ("at", "axis")
+
+    def __init__(self, at: At, axis: int) -> None:
+        self.at, self.axis = at, axis
+
+    def __call__(self) -> str:
+        return f"dimension {self.axis + 1} of {self.at()}"
+
+    __str__ = __call__
+
+    def moved(self, scope: "Scope") -> "AtDimension":
+        return AtDimension(self.at.moved(scope), self.axis)
+
+
 class ScopeOrigin:
     """An :class:`~shapes.solver.Origin` spelled on demand: ``what`` is the :class:`At` of a
     port of the layer at ``scope``, ``site`` that layer's ``file:line``."""
@@ -184,6 +202,22 @@ class Scope:
 
     def same_dim(self, a: int, b: int, port: str) -> None:
         self.solver.unify_dims(a, b, self.where(port))
+
+    def where_dim(self, port: str, axis: int) -> AtDimension:
+        """``dimension {axis + 1} of port "Output" of ...``, spelled when an error needs it."""
+        return AtDimension(At(self, port), axis)
+
+    def when_ranked(self, ports: Sequence[str], install: Callable[["Scope", int], None]) -> None:
+        """Call ``install(scope, rank)`` once, as soon as any of ``ports`` has a known rank,
+        as :meth:`once_ranked` does; ``install`` holds no scope nor cell (a module-level
+        function, or a ``functools.partial`` of one over plain values) and gets the scope
+        to install in. The rule is data, so a template using it is copied (see
+        :func:`constrain`): each copy installs in its own scope when its rank is known."""
+        cells = tuple(self.port(p) for p in ports)
+        installed = self.solver.new_dim()  # 1 once installed: each copy has its own cell
+        at = self.where(ports[0])
+        self.solver.propagator(_install_when_ranked, (cells, installed, install, at),
+                               shapes=cells, provenance=(at,))
 
     def once_ranked(self, ports: Sequence[str], install: Callable[[int], None]) -> None:
         """Call ``install(rank)`` once, as soon as any of ``ports`` has a known rank (for
@@ -319,6 +353,18 @@ class Scope:
             value = spec.element
         if value is not None:
             s.unify_elems(self.elem(port), s.new_elem(value, origin), where)
+
+
+def _install_when_ranked(solver: Solver, base: int, cells: tuple[int, ...], installed: int,
+                         install: Callable[[Scope, int], None], at: At) -> None:
+    if solver.dim(installed + base) is not None:
+        return
+    for cell in cells:
+        dims = solver.dims(cell + base)
+        if dims is not None:
+            solver.bind_dim(installed + base, 1, None, "")
+            install(solver.restated(at).scope, len(dims))
+            return
 
 
 def constrain(layer: "Layer", scope: Scope) -> None:
