@@ -38,18 +38,20 @@ def product(
 
 def _product(solver: Solver, base: int, factors: int, target: int, origin: Origin,
              where: Where, varying_hint: str) -> None:
-    factors, target = factors + base, target + base
-    dims = solver.dims(factors)
+    dims = solver.dims(factors + base)
     if dims is None:
         return
+    target += base
     values = solver.dim_values(dims)
     goal = solver.dim(target)
-    if isinstance(goal, Sym) or Sym in map(type, values):
+    if type(goal) is Sym or Sym in map(type, values):
         raise ShapeMismatchError(
             f"{solver.text(where)} cannot take a varying-length dimension here.", hint=varying_hint
         )
     if None not in values:
-        solver.bind_dim(target, math.prod(values), origin, where)
+        size = math.prod(values)
+        if goal != size:
+            solver.bind_dim(target, size, origin, where)
         return
     unknown = [d for d, v in zip(dims, values) if v is None]
     if len(unknown) == 1 and isinstance(goal, int):
