@@ -442,6 +442,7 @@ class NetChain(NetGraph):
         nodes = _named_layers(layers)
         edges: dict[PortRef, PortRef] = {}  # each layer's one input <- the previous one's output
         last, before = len(nodes) - 1, None
+        ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
         for i, (name, layer) in enumerate(nodes.items()):
             inputs, outputs = layer.input_names, layer.output_names
             if i > 0:
@@ -451,14 +452,14 @@ class NetChain(NetGraph):
                         "inputs; all layers after the first must have exactly one input port.",
                         hint="use a NetGraph to connect layers with several inputs.",
                     )
-                edges[PortRef(name, inputs[0])] = before
+                edges[ref(PortRef, (name, inputs[0]))] = before
             if i < last:
                 if len(outputs) != 1:
                     raise SpecificationError(
                         f'NetChain layer "{name}" ({layer.describe()}) has {len(outputs)} '
                         "outputs; all layers before the last must have exactly one output port."
                     )
-                before = PortRef(name, outputs[0])
+                before = ref(PortRef, (name, outputs[0]))
         self._set_ir(GraphIR.from_edges(nodes, edges), port_shapes)
 
     def describe(self) -> str:

@@ -174,9 +174,8 @@ def _complete_inputs(ports: _Ports, edges: dict[PortRef, PortRef]) -> tuple[str,
             inputs[src.port] = None
     for name, names in ports.inputs.items():
         for port in names:
-            ref = PortRef(name, port)
-            if ref not in edges:
-                edges[ref] = PortRef(None, port)
+            if (name, port) not in edges:  # (a tuple equals the PortRef)
+                edges[PortRef(name, port)] = PortRef(None, port)
                 inputs[port] = None
     return tuple(inputs)
 

@@ -552,7 +552,10 @@ class Solver:
         self._rules.extend(snap.rules)
         self._bases.extend(repeat(offset, count))
         self._owners.extend(repeat(owner, count))
-        self._touch(range(first_rule, first_rule + count))
+        new = range(first_rule, first_rule + count)  # queued as _touch would (none was)
+        self._queue.extend(new)
+        self._queued.update(new)
+        self.changes += 1
         return offset
 
     # --------------------------------------------------------------------- read-out
