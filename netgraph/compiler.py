@@ -166,45 +166,59 @@ def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
-def check_params(net: Layer, params: Any, where: str) -> None:
-    """``params`` has every array of ``net`` (a nested dict as :func:`params_of` gives),
-    none of them None (uninitialised), each of the solved shape; else an error naming the
-    first array that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
+def params_shapes(net: Layer) -> dict[str, Any]:
+    """The structure :func:`check_params` compares against: :func:`params_of` ``net`` with
+    each array replaced by its shape (None where not initialised), and the sub-nets without
+    any initialised array left out (they may be left out of a params dict). ``net`` is
+    immutable, so :func:`lower` computes this once and checks every call against it."""
+    def shapes(tree: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in tree.items():
+            if isinstance(value, Mapping):
+                if jax.tree_util.tree_leaves(value):
+                    out[name] = shapes(value)
+            else:
+                out[name] = None if value is None else tuple(np.shape(value))
+        return out
+
+    return shapes(params_of(net))
+
+
+def check_params(expected: Mapping[str, Any], params: Any, where: str) -> None:
+    """``params`` has every array of ``expected`` (a net's :func:`params_shapes`), none of
+    them None (uninitialised), each of the solved shape; else an error naming the first array
+    that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
     if not isinstance(params, Mapping):
         raise InputDataError(f"{where}: params must be a nested dict as ng.params_of(net) gives; "
                              f"found {type(params).__name__}.")
-    from .scan_blocks import STACKED
-    expected = params_of(net)
 
     def visit(want: Mapping[str, Any], got: Any, path: Path) -> None:
         if not isinstance(got, Mapping):
             raise InputDataError(f"{where}: params at {show_path(path) or 'the top'} must be a dict; "
                                  f"found {type(got).__name__}.")
-        for name, value in want.items():
-            if isinstance(value, Mapping) and not jax.tree_util.tree_leaves(value):
-                continue  # a sub-net without arrays may be left out
+        for name, shape in want.items():
             if name not in got:
                 if STACKED in got:
                     continue  # stacked ahead of time (scan_blocks.stack_runs): the scan reads it
                 raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
                                      hint="start from ng.params_of(net) and keep its structure.")
-            if isinstance(value, Mapping):
-                visit(value, got[name], path + (name,))
+            if isinstance(shape, Mapping):
+                visit(shape, got[name], path + (name,))
                 continue
             array = got[name]
             if array is None:
                 raise UninitializedError(f"{where}: the array {show_path(path + (name,))} is not "
                                          "initialised (None).", hint="call NetInitialize(net) first.")
-            if value is not None and tuple(jnp.shape(array)) != tuple(np.shape(value)):
+            if shape is not None and tuple(jnp.shape(array)) != shape:
                 raise InputDataError(f"{where}: the array {show_path(path + (name,))} has shape "
-                                     f"{tuple(jnp.shape(array))}; the net's has {tuple(np.shape(value))}.")
+                                     f"{tuple(jnp.shape(array))}; the net's has {shape}.")
 
     visit(expected, params, ())
 
 
 def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
     """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
-    check_params(net, params, "with_params")
+    check_params(params_shapes(net), params, "with_params")
     shared = params.get("SharedArrays", {})
 
     def put(path: Path, layer: Layer) -> Layer:
@@ -389,11 +403,12 @@ def lower(net: Layer, *, batch_axis: str | None = None, scan_blocks: bool = True
     computes in the types of the arrays given."""
     dtype = None if precision is None else precision_dtype(precision)
     real = {n for n in net.input_names if isinstance(net.inference.port((), n).element, Real)}
+    expected = params_shapes(net)
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
         collected: dict[Path, jax.Array] | None = {} if return_state else None
-        check_params(net, params, "the lowered function")
+        check_params(expected, params, "the lowered function")
         inputs = check_example(net, inputs)
         if dtype is not None:
             require_x64(precision)
