@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .layers.attention import key_transform
+from .layers.attention import key_transform, pair_score
+from .layers.catenate import CatenateLayer
 from .layers.base import Layer, shared_values
 from .layers.dot import DotLayer
+from .layers.linear import LinearLayer
 from .layers.lowering import LowerContext, lower_layer
 from .layers.scope import Path, show_path
 from .layers.tree import iter_layers, map_layers
@@ -91,10 +93,11 @@ def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
 
-def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict) -> dict:
+def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict,
+                lowering: Callable = lower_layer) -> dict:
     child = ctx.child(name)
     with jax.named_scope(name):
-        outputs = lower_layer(layer, child, fed)
+        outputs = lowering(layer, child, fed)
     if ctx.taps is not None and child.path in ctx.taps:
         ctx.taps[child.path] = outputs  # a requested inner output (see LowerContext.taps)
     return outputs
@@ -125,6 +128,62 @@ def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
         return values[key_side]
 
     return transform
+
+
+@pair_score.register(NetGraph)
+def _graph_pair_score(graph: NetGraph, ctx: LowerContext) -> Callable | None:
+    """A scoring graph with a LinearLayer reading a CatenateLayer of vectors (Bahdanau's
+    ``w . tanh(W [k; q] + b)``, the MLP scorer) applies the Linear to each catenated part on
+    its own: ``W [a; b] = W_a a + W_b b``. Under the pair ``vmap`` a key-side part is then
+    multiplied once per key and a query-side part once per query, and only the sum is formed
+    per (query, key) pair - the catenated pair vector is never built."""
+    split = _linear_of_catenate(graph.ir, ctx)
+    if not split or (ctx.scan_blocks and find_runs(graph.ir, ctx.inference, ctx.path, ctx.taps)):
+        return None
+    consumers = set(split.values())
+
+    def visit(name: str, layer: Layer, fed: dict) -> dict:
+        if name in split and all(jnp.ndim(x) == 1 for x in fed.values()):
+            return {"Output": _Parts(tuple(fed[p] for p in layer.input_names))}
+        if name in consumers and isinstance(fed["Input"], _Parts):
+            return _lower_node(ctx, name, layer, fed, lowering=_split_linear)
+        return _lower_node(ctx, name, layer, fed)
+
+    return lambda key, query: walk(graph.ir, visit, {"Input": key, "Query": query})["Output"]
+
+
+class _Parts(tuple):
+    """The parts of a catenated vector, not yet catenated (see :func:`_graph_pair_score`)."""
+
+
+def _linear_of_catenate(ir: Any, ctx: LowerContext) -> dict[str, str]:
+    """CatenateLayer node -> the LinearLayer node that is the only reader of its output
+    (and the output is neither a graph output nor requested by a tap)."""
+    readers: dict[PortRef, list[PortRef]] = {}
+    for dst, src in ir.edges.items():
+        readers.setdefault(src, []).append(dst)
+    found = {}
+    for name, layer in ir.nodes.items():
+        read = readers.get(PortRef(name, "Output"), [])
+        if (isinstance(layer, CatenateLayer) and len(read) == 1 and read[0].node is not None
+                and read[0].port == "Input" and isinstance(ir.nodes[read[0].node], LinearLayer)
+                and not (ctx.taps and ctx.path + (name,) in ctx.taps)):
+            found[name] = read[0].node
+    return found
+
+
+def _split_linear(layer: LinearLayer, ctx: LowerContext, inputs: dict) -> dict:
+    """LinearLayer on the parts of a catenated vector: the sum of each part times its
+    columns of the weights (and the biases)."""
+    w, start, y = ctx.params["Weights"], 0, None
+    for part in inputs["Input"]:
+        columns = w[:, start:start + part.shape[0]]
+        start += part.shape[0]
+        term = jnp.sum(part * columns[0], keepdims=True) if w.shape[0] == 1 else part @ columns.T
+        y = term if y is None else y + term
+    if "Biases" in ctx.params:
+        y = y + ctx.params["Biases"].reshape(-1)
+    return {"Output": y.reshape(ctx.shape("Output"))}
 
 
 def _subtree(tree: dict[str, Any], path: Path) -> dict[str, Any]:
