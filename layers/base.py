@@ -156,6 +156,8 @@ def _made_key(cls: type, options: Mapping[str, Any], kwargs: Mapping[str, Any]) 
 
 def _frozen(value: Any) -> tuple | None:
     kind = type(value)
+    if kind is float:  # (-0.0 == 0.0, but they are two values)
+        return kind, value.hex()
     if kind in _PLAIN_TYPES:
         return kind, value
     if kind is tuple:

@@ -75,6 +75,13 @@ def test_making_equal_layers_checks_them_once():
     assert other.arrays["Weights"].shape == (8, 3) and layers[0].arrays == {"Weights": None, "Biases": None}
 
 
+def test_arguments_equal_as_values_but_of_other_types_are_validated_again():
+    assert L(1).options.size == 1
+    for size in (True, 1.0):  # 1 == True == 1.0, but a size must be an int
+        with pytest.raises(ng.SpecificationError, match="a size must be an int"):
+            L(size)
+
+
 def test_an_equal_bad_layer_fails_every_time_with_its_own_line():
     for _ in range(2):
         line = sys._getframe().f_lineno + 2
