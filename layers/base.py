@@ -589,6 +589,11 @@ class Layer(abc.ABC):
         """State this layer's shape rules on ``scope``'s cells (a :class:`layers.scope.Scope`)."""
 
     # -------------------------------------------------------------- inferred shapes
+    def _forward_inference(self) -> Any:
+        """This layer's inference without the solver, where that is certain, else None
+        (see ``netgraph.forward_inference``; NetGraph has one)."""
+        return None
+
     @property
     def inference(self) -> Any:
         """The solved types of every port and array (a :class:`layers.scope.Inference`)."""

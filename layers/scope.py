@@ -377,7 +377,7 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     thousands of repeated layers.
     """
     cells = scope._cells
-    key = _memoised_id(layer)
+    key = memoised_id(layer)
     template = cells.templates.get(key) if key is not None else None
     if template is not None:
         offset = cells.solver.instantiate(template.snapshot, scope)
@@ -397,7 +397,7 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     cells.templates[key] = _template(scope, mark, ports, arrays)
 
 
-def _memoised_id(layer: "Layer") -> int | None:
+def memoised_id(layer: "Layer") -> int | None:
     """:func:`constraints_id` of ``layer``, memoised on it: a layer is immutable
     (``Layer._set`` forgets it); a copy made by pickle or deepcopy holds another marker and
     computes it again."""
@@ -596,7 +596,10 @@ def inference_runs() -> dict[str, int]:
 def infer(layer: "Layer") -> Inference:
     """Run shape inference over ``layer`` (and everything nested in it); a layer holding no
     sub-nets nor shared arrays reuses the inference of an equal layer made before."""
-    key = _memoised_id(layer)
+    quick = layer._forward_inference()  # a net whose types only flow forward (NetGraph)
+    if quick is not None:
+        return quick
+    key = memoised_id(layer)
     if key is None:
         return _solve(layer)
     found = _INFERRED.get(key)

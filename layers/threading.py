@@ -50,10 +50,15 @@ class VariadicLayer(Layer):
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(f"Input{i + 1}" for i in range(self.options.inputs or 2))
+        return _input_names(self.options.inputs or 2)
 
     def with_input_count(self, count: int) -> "VariadicLayer":
         return self.evolve(options={"inputs": count})  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=None)
+def _input_names(count: int) -> tuple[str, ...]:
+    return tuple(f"Input{i + 1}" for i in range(count))
 
 
 def thread_template(scope: Any, names: Sequence[str], broadcasting: bool) -> None:

@@ -29,6 +29,7 @@ from .layers.threading import THREADING_FUNCTIONS, ThreadingLayer, VariadicLayer
 from .shapes import parse_port_spec
 from .coders import check_placement, port_coders_of, with_coder_notes
 from .errors import NetConnectionError, ShapeMismatchError, SpecificationError
+from .forward_inference import forward_inference
 from .ir import GraphIR, PortRef, walk
 
 
@@ -122,7 +123,7 @@ class _Parser:
         self.names = list(nodes)
         self.groups: list[tuple[list[_Term], _Term, str]] = []
 
-    def node(self, ref: Any, rule: str) -> str:
+    def node(self, ref: Any, rule: _Rule) -> str:
         name = child_name(self.nodes, ref)
         if name is not None:
             return name
@@ -131,7 +132,7 @@ class _Parser:
             hint=f"the layers are: {', '.join(map(repr, self.names))}.",
         )
 
-    def term(self, item: Any, rule: str) -> _Term:
+    def term(self, item: Any, rule: _Rule) -> _Term:
         if item is None:
             return _Term("mute")
         if isinstance(item, NetPort):
@@ -140,7 +141,7 @@ class _Parser:
             return _Term("port", self.node(item.parts[0], rule), str(item.parts[1]))
         return _Term("layer", self.node(item, rule))
 
-    def walk(self, item: Any, rule: str) -> tuple[list[_Term], list[_Term]]:
+    def walk(self, item: Any, rule: _Rule) -> tuple[list[_Term], list[_Term]]:
         """Heads (where data enters ``item``) and tails (where it leaves), in order."""
         if isinstance(item, tuple):
             if len(item) < 2:
@@ -163,6 +164,17 @@ class _Parser:
             return heads, tails
         term = self.term(item, rule)
         return [term], [term]
+
+
+class _Rule(tuple):
+    """The connection(s) an edge came from, spelled (``"a" -> "b"``) only when a message
+    shows it; ``+`` joins the rules of edges merged into one layer's inputs."""
+
+    def __str__(self) -> str:
+        return "; ".join(_rule_text(item) for item in self)
+
+    def __add__(self, other: "_Rule") -> "_Rule":
+        return _Rule(tuple(self) + tuple(other))
 
 
 def _rule_text(item: Any) -> str:
@@ -205,7 +217,7 @@ class NetGraph(Layer):
                 raise NetConnectionError(
                     f"each connection must be a tuple like ('a', 'b'); found {item!r}."
                 )
-            parser.walk(item, _rule_text(item))
+            parser.walk(item, _Rule((item,)))
         return parser.groups
 
     def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
@@ -260,7 +272,7 @@ class NetGraph(Layer):
         edges: dict[PortRef, PortRef] = {}
         muted: set[PortRef] = set()
 
-        def out_port(term: _Term, rule: str) -> PortRef:
+        def out_port(term: _Term, rule: _Rule) -> PortRef:
             if term.kind == "graph":
                 return PortRef(None, term.port)
             if term.kind == "mute":
@@ -274,7 +286,7 @@ class NetGraph(Layer):
                 raise _missing_port(term, layer, rule, "output")
             return PortRef(term.node, term.port)
 
-        def in_ports(term: _Term, count: int, rule: str) -> list[PortRef]:
+        def in_ports(term: _Term, count: int, rule: _Rule) -> list[PortRef]:
             layer = nodes[term.node]
             if term.kind == "port":
                 if term.port not in layer.input_names:
@@ -397,6 +409,9 @@ class NetGraph(Layer):
         for name, src in outputs.items():
             join(scope, name, src)
 
+    def _forward_inference(self) -> Any:
+        return forward_inference(self)
+
     def describe(self) -> str:
         return f"{self.type_name}[{_count(len(self.nodes))}]"
 
@@ -414,7 +429,7 @@ def _merge_by_destination(groups: list) -> list:
         if dst.kind == "layer" and dst.node in by_layer:
             i = by_layer[dst.node]
             before, _, first_rule = merged[i]
-            merged[i] = (before + list(sources), dst, f"{first_rule}; {rule}")
+            merged[i] = (before + list(sources), dst, first_rule + rule)
             continue
         if dst.kind == "layer":
             by_layer[dst.node] = len(merged)
@@ -422,7 +437,7 @@ def _merge_by_destination(groups: list) -> list:
     return merged
 
 
-def _missing_port(term: _Term, layer: Layer, rule: str, kind: str) -> NetConnectionError:
+def _missing_port(term: _Term, layer: Layer, rule: _Rule, kind: str) -> NetConnectionError:
     names = layer.output_names if kind == "output" else layer.input_names
     return NetConnectionError(
         f"{rule}: the {kind} port {term.port!r} of layer {term.node!r} ({layer.describe()}) "

@@ -6,6 +6,10 @@ made before solves nothing again (``layers.scope.infer``, ``Layer._build``). The
 instead of timing: templates run (``Inference.templates_run``) stay constant as a net grows,
 rule runs (``Inference.steps``) grow by the same amount for every added block, and layers
 solved on their own (``inference_runs``) do not grow with the number of equal layers made.
+
+A net whose types only flow forward skips the solver (``netgraph.forward_inference``): the
+tests of the solver's own scaling switch that pass off (``solver_only``), and the forward
+pass is tested equal to the solver.
 """
 from __future__ import annotations
 
@@ -16,10 +20,16 @@ import numpy as np
 import pytest
 
 import netgraph as ng
+from netgraph import forward_inference
 from netgraph.layers.scope import inference_runs
 from netgraph.shapes import Automatic
 
 L, Tanh = ng.LinearLayer, ng.ElementwiseLayer
+
+
+@pytest.fixture
+def solver_only(monkeypatch):
+    monkeypatch.setattr(forward_inference, "ENABLED", False)
 
 
 def chain(n: int) -> ng.NetChain:
@@ -38,7 +48,7 @@ def wide(blocks: int, width: int = 4) -> ng.NetGraph:
     return ng.NetGraph(layers, connections, Input=8)
 
 
-def test_a_chain_runs_each_distinct_template_once_and_its_rules_linearly():
+def test_a_chain_runs_each_distinct_template_once_and_its_rules_linearly(solver_only):
     nets = {n: chain(n) for n in (1000, 2000, 3000)}
     # the chain itself, one LinearLayer(8) and one Tanh: however long the chain
     assert {net.inference.templates_run for net in nets.values()} == {3}
@@ -50,7 +60,7 @@ def test_a_chain_runs_each_distinct_template_once_and_its_rules_linearly():
     assert last.output_ports == {"Output": (8,)}
 
 
-def test_a_wide_dag_is_linear_too():
+def test_a_wide_dag_is_linear_too(solver_only):
     nets = {b: wide(b) for b in (100, 200, 300)}
     # the graph, LinearLayer(8), the Plus of 4 inputs (its per-axis rules installed by each
     # copy once its rank is known) and Tanh
@@ -110,7 +120,7 @@ def test_a_rule_of_a_copied_layer_reports_the_copy():
         'port "Input" of b (LinearLayer[8]) cannot take a varying-length dimension here.')
 
 
-def test_copies_of_a_template_keep_their_own_varying_lengths():
+def test_copies_of_a_template_keep_their_own_varying_lengths(solver_only):
     seq = Tanh("Tanh", Input=("Varying", 3))
     net = ng.NetGraph({"a": seq, "b": Tanh("Tanh", Input=("Varying", 3))},
                       [(ng.NetPort("x"), "a"), (ng.NetPort("y"), "b")])
@@ -128,3 +138,69 @@ def test_a_broadcast_error_in_a_copied_threading_layer_names_that_layer():
     assert str(info.value).startswith(
         'inconsistent size for dimension 1 of port "Output" of p2 (ThreadingLayer[Plus])\n'
         '  expected 3 - set by port "Output" of c (LinearLayer[3])')
+
+
+# ----------------------------------------------------------------- the forward pass
+def solved(make, monkeypatch):
+    """(forward pass, solver) inference of the net ``make()``, as plain dicts."""
+    def tables(net):
+        inf = net.inference
+        return {k: inf.ports[k] for k in inf.ports}, {k: inf.arrays[k] for k in inf.arrays}, inf.templates_run
+
+    forward = tables(make())
+    monkeypatch.setattr(forward_inference, "ENABLED", False)
+    solver = tables(make())
+    monkeypatch.setattr(forward_inference, "ENABLED", True)
+    return forward, solver
+
+
+FORWARD = {
+    "chain": lambda: chain(6),
+    "wide": lambda: wide(3),
+    "embedding, one input read twice": lambda: ng.NetGraph(
+        {"e": ng.EmbeddingLayer(4, 10), "f": ng.EmbeddingLayer(3, 10), "cat": ng.CatenateLayer(1)},
+        [(ng.NetPort("Input"), ["e", "f"]), (["e", "f"], "cat")], Input=5),
+    "index bound from the declared port": lambda: ng.NetChain(
+        [ng.EmbeddingLayer(4), ng.AggregationLayer("Mean", 0), L(2)], Input=(5, ng.Restricted("Integer", 7))),
+    "a layer's own port spec": lambda: ng.NetChain([L(3, Input=4), Tanh("Tanh", Input=3)], Input=4),
+}
+
+
+@pytest.mark.parametrize("name", list(FORWARD))
+def test_the_forward_pass_gives_the_solvers_types(name, monkeypatch):
+    (ports, arrays, templates), (ports_solver, arrays_solver, _) = solved(FORWARD[name], monkeypatch)
+    assert templates == 0  # the solver did not run on the net (it runs at least the graph's)
+    assert ports == ports_solver and arrays == arrays_solver
+
+
+BACKWARD = {  # nets whose types are not decided by a forward pass: the solver runs
+    "varying length": lambda: ng.NetChain([Tanh("Tanh"), Tanh("Tanh")], Input=("Varying", 2)),
+    "input left to inference": lambda: ng.NetChain([L(3), Tanh("Tanh")]),
+    "size set from downstream": lambda: ng.NetChain([Tanh("Tanh"), L(2, Input=3)]),
+    "a declared output": lambda: ng.NetChain([Tanh("Tanh")], Input=3, Output=3),
+    "a sub-net": lambda: ng.NetChain([ng.NetChain([L(3)]), Tanh("Tanh")], Input=2),
+}
+
+
+@pytest.mark.parametrize("name", list(BACKWARD))
+def test_nets_the_forward_pass_cannot_decide_go_to_the_solver(name, monkeypatch):
+    (ports, arrays, templates), (ports_solver, arrays_solver, _) = solved(BACKWARD[name], monkeypatch)
+    assert templates > 0
+    assert ports == ports_solver and arrays == arrays_solver
+
+
+def test_the_forward_pass_solves_each_kind_of_node_once():
+    forward_inference._NODES.clear()
+    for n in (1000, 3000):
+        net = chain(n)
+        assert net.inference.templates_run == 0 and net.output_ports == {"Output": (8,)}
+    # Linear(8) fed the declared input, Linear(8) fed a Tanh's output, Tanh: however long
+    assert len(forward_inference._NODES) == 3
+    assert net.inference.array(("2998",), "Weights") == (ng.shapes.Known(8), ng.shapes.Known(8))
+
+
+def test_a_conflict_is_reported_by_the_solver_with_its_provenance():
+    with pytest.raises(ng.ShapeMismatchError) as info:
+        ng.NetChain([L(3), Tanh("Tanh"), L(2, Input=4)], Input=2)
+    assert 'port "Input" of 2 (LinearLayer[2])' in str(info.value)
+    assert 'set by port "Output" of 0 (LinearLayer[3])' in str(info.value)
