@@ -357,6 +357,14 @@ the matmul fast path) x 4 bytes - would exceed this size (16 MiB)."""
 AUTOMATIC_BLOCK_BYTES = 16 * 2**20
 """The size Automatic aims at for one block's pair tensor, 16 MiB (blocks of 16 to 1024 positions)."""
 
+AUTOMATIC_SCORE_BYTES = 256 * 2**10
+"""On the matmul fast path Automatic also blocks when one head's M x P scores exceed this size
+(256 KiB: more than 256 x 256 float32 scores), with key blocks of this size / M positions (128
+to 1024); not when AttentionWeights is an output (the M x P scores are stored anyway). Measured
+on a 2-core x86 CPU (``benchmarks/bench_attention_memory.py``: batch 4, 8 heads, head size 64):
+beyond this size XLA's fused softmax-attention kernel is 1.2-1.8x slower than blocks of 128
+keys, which run at 0.7-0.95x the best hand-written attention at T = 512 to 2048."""
+
 
 def _causal(mask: Any) -> Any:
     """The visibility rule of a mask option: "TopLeftCausal" sees what "Causal" sees."""
@@ -411,6 +419,40 @@ def _scorer(layer: AttentionLayer, ctx: LowerContext) -> tuple[Optional[Any], An
     return None, jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))
 
 
+def _exponentials(scores: jax.Array, visible: Optional[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """exp(scores - row max), zero where not visible, and their row sums: 0 for a row that
+    sees no key, >= 1 for every other row."""
+    low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
+    z = scores if visible is None else jnp.where(visible, scores, low)
+    e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
+    if visible is not None:
+        e = jnp.where(visible, e, jnp.zeros((), e.dtype))
+    return e, jnp.sum(e, axis=-1, keepdims=True)
+
+
+@jax.custom_jvp
+def _softmax_sum(scores: jax.Array, values: jax.Array, visible: Optional[jax.Array]) -> jax.Array:
+    """``masked_softmax(scores, -1, visible) @ values`` (M, v), normalised after the weighted
+    sum (M x v divisions instead of M x P): one XLA kernel on the CPU. Its derivative is the
+    softmax's, ``p * (ds - sum(p * ds)) @ v + p @ dv`` with ``p`` the weights (left to autodiff,
+    the division after the sum costs three more kernels in the backward pass)."""
+    e, total = _exponentials(scores, visible)
+    # 0 / 0 -> 0 / tiny = 0 by a floor, not a select (which splits XLA's CPU fusion)
+    return (e @ values) / jnp.maximum(total, jnp.finfo(total.dtype).tiny)
+
+
+@_softmax_sum.defjvp
+def _softmax_sum_jvp(primals: tuple, tangents: tuple) -> tuple:
+    scores, values, visible = primals
+    d_scores, d_values, _ = tangents
+    e, total = _exponentials(scores, visible)
+    total = jnp.where(total == 0, jnp.ones((), total.dtype), total)  # differentiable again
+    out = (e @ values) / total
+    weights = e / total
+    weighted = weights * d_scores
+    return out, weighted @ values - jnp.sum(weighted, axis=-1, keepdims=True) * out + weights @ d_values
+
+
 def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
             queries: jax.Array, vis: Visibility, key: Optional[jax.Array], blocks: Optional[tuple]) -> tuple:
     """One head: output (M, v) and weights (M, P) or None from keys (P, k), values (P, v),
@@ -442,26 +484,25 @@ def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: j
     if want_weights or key is not None:
         weights = masked_softmax(scores, -1, visible)
         out = (weights if key is None else dropout(weights, layer.options.dropout, key)) @ clean
-    else:  # normalised after the weighted sum: M x v divisions instead of M x P
+    else:
         weights = None
-        low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
-        z = scores if visible is None else jnp.where(visible, scores, low)
-        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
-        if visible is not None:
-            e = jnp.where(visible, e, jnp.zeros((), e.dtype))
-        total = jnp.sum(e, axis=-1, keepdims=True)
-        out = (e @ clean) / jnp.where(total == 0, jnp.ones((), total.dtype), total)
+        out = _softmax_sum(scores, clean, visible)
     if bad is not None:  # a row that sees a non-finite value is NaN; hidden ones never reach it
         out = poison(out, jnp.any(visible & bad[None, :], axis=-1))
     return out, weights
 
 
 def _blocks(layer: AttentionLayer, ctx: LowerContext, M: int, P: int, dtype: Any) -> Optional[tuple]:
+    """(query block, key block) or None to materialise; Automatic materialises the fast path
+    when the weights are an output (its M x P scores are all there is to store)."""
+    option = layer.options.key_block_size
     fast = layer.options.fast_path and key_transform(layer.scoring_net, ctx.child("ScoringNet")) is not None
+    if fast and option is Automatic and "AttentionWeights" in layer.output_names:
+        return None
     per_pair = 1 if fast else _pair_elements(layer, ctx)
-    return block_sizes(layer.options.key_block_size, per_pair, M, P, ctx.shape("Key")[-2] if layer.heads else 0,
+    return block_sizes(option, per_pair, M, P, ctx.shape("Key")[-2] if layer.heads else 0,
                        max(jnp.dtype(dtype).itemsize, 4), fast, layer.options.mask is not None,
-                       AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES)
+                       AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES, AUTOMATIC_SCORE_BYTES)
 
 
 def _fused(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
