@@ -419,38 +419,26 @@ def _scorer(layer: AttentionLayer, ctx: LowerContext) -> tuple[Optional[Any], An
     return None, jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))
 
 
-def _exponentials(scores: jax.Array, visible: Optional[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    """exp(scores - row max), zero where not visible, and their row sums: 0 for a row that
-    sees no key, >= 1 for every other row."""
-    low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
-    z = scores if visible is None else jnp.where(visible, scores, low)
-    e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
-    if visible is not None:
-        e = jnp.where(visible, e, jnp.zeros((), e.dtype))
-    return e, jnp.sum(e, axis=-1, keepdims=True)
-
-
 @jax.custom_jvp
 def _softmax_sum(scores: jax.Array, values: jax.Array, visible: Optional[jax.Array]) -> jax.Array:
     """``masked_softmax(scores, -1, visible) @ values`` (M, v), normalised after the weighted
-    sum (M x v divisions instead of M x P): one XLA kernel on the CPU. Its derivative is the
-    softmax's, ``p * (ds - sum(p * ds)) @ v + p @ dv`` with ``p`` the weights (left to autodiff,
-    the division after the sum costs three more kernels in the backward pass)."""
-    e, total = _exponentials(scores, visible)
-    # 0 / 0 -> 0 / tiny = 0 by a floor, not a select (which splits XLA's CPU fusion)
+    sum (M x v divisions instead of M x P) with no select: one XLA kernel on the CPU. A row
+    that sees no key sums to 0 (every other row to >= 1); the floor at the smallest normal
+    number turns its 0 / 0 into 0. Derivatives are those of ``masked_softmax(...) @ values``
+    (autodiff of the division after the sum costs more kernels and time in the backward)."""
+    low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
+    z = scores if visible is None else jnp.where(visible, scores, low)
+    e = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True, initial=low))
+    if visible is not None:
+        e = jnp.where(visible, e, jnp.zeros((), e.dtype))
+    total = jnp.sum(e, axis=-1, keepdims=True)
     return (e @ values) / jnp.maximum(total, jnp.finfo(total.dtype).tiny)
 
 
 @_softmax_sum.defjvp
 def _softmax_sum_jvp(primals: tuple, tangents: tuple) -> tuple:
     scores, values, visible = primals
-    d_scores, d_values, _ = tangents
-    e, total = _exponentials(scores, visible)
-    total = jnp.where(total == 0, jnp.ones((), total.dtype), total)  # differentiable again
-    out = (e @ values) / total
-    weights = e / total
-    weighted = weights * d_scores
-    return out, weighted @ values - jnp.sum(weighted, axis=-1, keepdims=True) * out + weights @ d_values
+    return jax.jvp(lambda s, v: masked_softmax(s, -1, visible) @ v, primals[:2], tangents[:2])
 
 
 def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
@@ -481,12 +469,11 @@ def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: j
         seen = jnp.full(M, P) if visible is None else jnp.maximum(jnp.sum(visible, axis=-1), 1)
         scores = scores / jnp.sqrt(seen.astype(scores.dtype))[:, None]
     clean, bad = clean_values(values, vis)
-    if want_weights or key is not None:
+    if transform is not None and not want_weights and key is None:  # the matmul path: one kernel
+        weights, out = None, _softmax_sum(scores, clean, visible)
+    else:  # normalised before the sum, which fuses better with a generic scoring net's pairs
         weights = masked_softmax(scores, -1, visible)
         out = (weights if key is None else dropout(weights, layer.options.dropout, key)) @ clean
-    else:
-        weights = None
-        out = _softmax_sum(scores, clean, visible)
     if bad is not None:  # a row that sees a non-finite value is NaN; hidden ones never reach it
         out = poison(out, jnp.any(visible & bad[None, :], axis=-1))
     return out, weights
