@@ -11,7 +11,8 @@ Run from the repository root::
 (a) **Step time.** A 2-layer MLP classifier (64 -> 256 Tanh -> 256 Tanh -> 10 Softmax,
     cross-entropy, Adam 1e-3, batch 128, 8,192 examples: 64 steps per epoch). Three
     implementations train the same initial weights on the same data, in interleaved rounds
-    (the order rotating and flipping every round, as ``benchmarks/timing.py`` does):
+    (``timing.timed_rounds``: the order rotating and flipping every round, the garbage
+    collector paused; each run's samples are the epoch times it reports):
 
     * ``NetTrain``: ``ng.NetTrain(net, data, max_epochs=E)``; an epoch's time is
       ``history["seconds"]`` (shuffling, batching, the steps, the epoch's loss and metrics);
@@ -31,7 +32,8 @@ Run from the repository root::
     distinct padded batch shapes netgraph's batching plan makes, and new compilations in
     epoch 2 (target 0).
 (c) **Seed 002's text-similarity model** (the Keras ``Attention`` CNN + attention example,
-    ``examples/text_similarity.py``): token embedding (1,000 x 64) and Conv1D (100 filters,
+    ``text_similarity_net()`` of ``examples/text_similarity.py``, its Keras twin
+    ``keras_text_similarity``): token embedding (1,000 x 64) and Conv1D (100 filters,
     width 4, "same") shared by the two texts, dot attention of the query over the value, both
     pooled, catenated, Dense(1, sigmoid); binary cross-entropy, Adam 1e-3, batch 64, 4,096
     pairs of texts of 16 (query) and 12 (value) tokens - rectangular, so that Keras and
@@ -45,13 +47,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import platform
-import statistics
 import sys
 import time
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "examples")]
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -60,13 +64,16 @@ import optax  # noqa: E402
 
 import netgraph as ng  # noqa: E402
 from netgraph.batching import Example, batch_bucket, bucket, plan  # noqa: E402
+from text_similarity import VOCAB as SIM_VOCAB  # noqa: E402 - examples/text_similarity.py: seed 002's model
+from text_similarity import keras_text_similarity, text_similarity_net  # noqa: E402
+from timing import timed_rounds  # noqa: E402
 
 FEATURES, HIDDEN, CLASSES, BATCH, EXAMPLES = 64, 256, 10, 128, 8192
 FULL = {"rounds": 5, "epochs": 4, "ragged": 1000}
 QUICK = {"rounds": 2, "epochs": 2, "ragged": 200}
 TARGETS = {"netgraph_vs_hand_max": 1.05, "netgraph_vs_keras_max": 1.0, "ragged_epoch2_compilations": 0,
            "similarity_netgraph_vs_keras_max": 1.0}
-SIM_VOCAB, SIM_EMBED, SIM_FILTERS, SIM_BATCH, SIM_PAIRS, SIM_QUERY, SIM_VALUE = 1000, 64, 100, 64, 4096, 16, 12
+SIM_BATCH, SIM_PAIRS, SIM_QUERY, SIM_VALUE = 64, 4096, 16, 12
 
 
 # ----------------------------------------------------------------------------- model
@@ -188,57 +195,22 @@ def bench_steps(cfg: dict) -> dict[str, Any]:
     }
     if keras_train is not None:
         runs["Keras fit"] = lambda: keras_train(x, y, cfg["epochs"])[1:]
-    samples = interleaved(runs, cfg["rounds"])
+    timed = timed_rounds(runs, cfg["rounds"], 0, self_timed=True)
     steps = -(-EXAMPLES // BATCH)
-    base = statistics.median(samples["hand-written jit + optax"])
+    base = timed["hand-written jit + optax"]["median_s"]
     rows = {}
-    for name, s in samples.items():
-        med = statistics.median(s)
-        rows[name] = {"epoch_median_s": med, "step_median_ms": 1e3 * med / steps, "epochs_timed": len(s),
-                      "ratio_vs_hand": med / base, "min_s": min(s)}
+    for name, t in timed.items():
+        med = t["median_s"]
+        rows[name] = {"epoch_median_s": med, "step_median_ms": 1e3 * med / steps, "epochs_timed": t["reps"],
+                      "ratio_vs_hand": med / base, "min_s": t["min_s"]}
     if "Keras fit" in rows:
         rows["NetTrain"]["ratio_vs_keras"] = rows["NetTrain"]["epoch_median_s"] / rows["Keras fit"]["epoch_median_s"]
     return {"check_max_weight_diff": diff, "steps_per_epoch": steps, "rows": rows}
 
 
-def interleaved(runs: dict[str, Any], rounds: int) -> dict[str, list[float]]:
-    """Every run's epoch times over ``rounds`` rounds whose order rotates and flips."""
-    names = list(runs)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for rnd in range(rounds):
-        k = rnd % len(names)
-        order = names[k:] + names[:k]
-        if (rnd // len(names)) % 2:
-            order = order[::-1]
-        for name in order:
-            samples[name] += runs[name]()
-    return samples
-
-
 # ------------------------------------------------------------- (c) text similarity
 def similarity_net(seed: int = 0) -> Any:
-    tokens = ("Varying", ng.Restricted("Integer", SIM_VOCAB))
-
-    def embedding() -> Any:
-        return ng.EmbeddingLayer(SIM_EMBED, SIM_VOCAB, Weights=ng.NetArray("token_embedding"))
-
-    def cnn() -> Any:
-        return ng.ConvolutionLayer(SIM_FILTERS, 4, padding="Same", interleaving=True,
-                                   Weights=ng.NetArray("cnn_weights"), Biases=ng.NetArray("cnn_biases"))
-
-    model = ng.NetGraph(
-        {"embed_query": embedding(), "embed_value": embedding(), "cnn_query": cnn(), "cnn_value": cnn(),
-         "attention": ng.AttentionLayer("Dot"),
-         "pool_query": ng.AggregationLayer("Mean", 0), "pool_attention": ng.AggregationLayer("Mean", 0),
-         "catenate": ng.CatenateLayer(),
-         "head": ng.NetChain([ng.LinearLayer(1), ng.ElementwiseLayer("LogisticSigmoid")])},
-        [(ng.NetPort("Query"), "embed_query", "cnn_query"), (ng.NetPort("Value"), "embed_value", "cnn_value"),
-         ("cnn_query", ng.NetPort("attention", "Query")), ("cnn_value", ng.NetPort("attention", "Key")),
-         ("cnn_value", ng.NetPort("attention", "Value")), ("cnn_query", "pool_query"),
-         ("attention", "pool_attention"),
-         (["pool_query", "pool_attention"], "catenate", "head", ng.NetPort("Similarity"))],
-        Query=tokens, Value=tokens)
-    return ng.NetInitialize(model, seed=seed)
+    return ng.NetInitialize(text_similarity_net(), seed=seed)   # at the Keras example's sizes
 
 
 def similarity_data(ragged: bool, seed: int = 0) -> dict[str, Any]:
@@ -258,26 +230,6 @@ def similarity_data(ragged: bool, seed: int = 0) -> dict[str, Any]:
             "Target": (topics[:, :1] == topics[:, 1:]).astype(np.float32)}
 
 
-def keras_similarity(net: Any) -> Any:
-    import keras
-
-    q_in = keras.Input(shape=(None,), dtype="int32")
-    v_in = keras.Input(shape=(None,), dtype="int32")
-    embedding = keras.layers.Embedding(SIM_VOCAB, SIM_EMBED)
-    cnn = keras.layers.Conv1D(SIM_FILTERS, 4, padding="same")
-    q_enc, v_enc = cnn(embedding(q_in)), cnn(embedding(v_in))
-    attention = keras.layers.Attention()([q_enc, v_enc])
-    merged = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(q_enc),
-                                         keras.layers.GlobalAveragePooling1D()(attention)])
-    dense = keras.layers.Dense(1, activation="sigmoid")
-    model = keras.Model([q_in, v_in], dense(merged))
-    embedding.set_weights([ng.NetExtract(net, ng.NetArray("token_embedding"))])
-    cnn.set_weights([ng.NetExtract(net, ng.NetArray("cnn_weights")).transpose(2, 1, 0),
-                     ng.NetExtract(net, ng.NetArray("cnn_biases"))])
-    dense.set_weights([ng.NetExtract(net, ("head", "0", "Weights")).T, ng.NetExtract(net, ("head", "0", "Biases"))])
-    return model
-
-
 def bench_similarity(cfg: dict) -> dict[str, Any]:
     net = similarity_net()
     data, ragged = similarity_data(False), similarity_data(True)
@@ -291,7 +243,7 @@ def bench_similarity(cfg: dict) -> dict[str, Any]:
     if keras is not None:
         probe = {k: v[:8] for k, v in data.items()}
         ours = np.asarray(net({"Query": probe["Query"], "Value": probe["Value"]}))
-        theirs = np.asarray(keras_similarity(net)([probe["Query"], probe["Value"]]))
+        theirs = np.asarray(keras_text_similarity(net)([probe["Query"], probe["Value"]]))
         check = float(np.max(np.abs(ours - theirs)))
         assert check < 1e-5, f"netgraph and Keras disagree on the similarity model by {check}"
     loss = ng.CrossEntropyLossLayer("Binary")
@@ -303,16 +255,16 @@ def bench_similarity(cfg: dict) -> dict[str, Any]:
                             "NetTrain, ragged pairs": lambda: netgraph_run(ragged)}
     if keras is not None:
         def keras_run() -> list[float]:
-            model = keras_similarity(net)
+            model = keras_text_similarity(net)
             model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
             return keras_epoch_times(model, [data["Query"], data["Value"]], data["Target"], SIM_BATCH,
                                      cfg["epochs"])[1:]
 
         runs["Keras fit"] = keras_run
-    samples = interleaved(runs, cfg["rounds"])
+    timed = timed_rounds(runs, cfg["rounds"], 0, self_timed=True)
     steps = -(-SIM_PAIRS // SIM_BATCH)
-    rows = {name: {"epoch_median_s": statistics.median(s), "step_median_ms": 1e3 * statistics.median(s) / steps,
-                   "epochs_timed": len(s), "min_s": min(s)} for name, s in samples.items()}
+    rows = {name: {"epoch_median_s": t["median_s"], "step_median_ms": 1e3 * t["median_s"] / steps,
+                   "epochs_timed": t["reps"], "min_s": t["min_s"]} for name, t in timed.items()}
     out: dict[str, Any] = {"check_max_output_diff": check, "steps_per_epoch": steps, "rows": rows}
     if "Keras fit" in rows:
         out["ratio_vs_keras"] = rows["NetTrain"]["epoch_median_s"] / rows["Keras fit"]["epoch_median_s"]

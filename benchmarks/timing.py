@@ -24,9 +24,11 @@ def block(tree: Any) -> Any:
     )
 
 
-def timed_rounds(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> dict[str, Any]:
+def timed_rounds(fns: dict[str, Callable[[], Any]], reps: int, warmup: int, *,
+                 self_timed: bool = False) -> dict[str, Any]:
     """Median seconds per call of each zero-argument function over ``reps`` interleaved
-    rounds, after ``warmup`` untimed rounds."""
+    rounds, after ``warmup`` untimed rounds. ``self_timed``: each function returns a list of
+    the seconds it timed itself (a training run's epoch times, say): those are its samples."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
@@ -41,6 +43,9 @@ def timed_rounds(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> d
             if (rep // len(names)) % 2:
                 order = order[::-1]
             for name in order:
+                if self_timed:
+                    samples[name] += fns[name]()
+                    continue
                 t = time.perf_counter()
                 block(fns[name]())
                 samples[name].append(time.perf_counter() - t)

@@ -1,17 +1,17 @@
 """Seed 002's text-similarity model (CNN + attention), taking two *strings* and answering
 with a class label.
 
-The model is that of ``examples/text_similarity.py`` (Keras's ``Attention`` documentation
-example: a shared token embedding and a shared Conv1D over the query and the value text,
-dot-product attention, global average pooling, a small dense head), with Wolfram-style coders on
-its ports:
+The model is ``text_similarity_net`` of ``examples/text_similarity.py`` (Keras's ``Attention``
+documentation example: a shared token embedding and a shared Conv1D over the query and the
+value text, dot-product attention, global average pooling), smaller, with a two-class head and
+Wolfram-style coders on its ports:
 
 * ``NetEncoder("Tokens", vocabulary, unknown="<unk>")`` on both inputs: a string is split on
   whitespace and each token becomes its index (unknown words share the "<unk>" index), so
   ``net({"Query": "the cat sat", "Value": "a dog ran"})`` takes plain text, and a list of
   strings is a list of examples of different lengths (batched and padded by the evaluator);
-* ``NetDecoder("Class", ["different", "same"])`` on the output: ``net(x)`` returns a label,
-  ``net(x, "Probabilities")`` the probability of each.
+* ``NetDecoder("Class", ["different", "same"])`` on the "Similarity" output: ``net(x)``
+  returns a label, ``net(x, "Probabilities")`` the probability of each.
 
 NetTrain reads the same forms: strings for the inputs and labels for the target. The task
 (generated here): do the two texts talk about the same topic (animals or vehicles)?
@@ -23,6 +23,7 @@ Run: python examples/text_similarity_strings.py
 import numpy as np
 
 import netgraph as ng
+from text_similarity import text_similarity_net   # examples/text_similarity.py: the model
 
 TOPICS = {"animals": "cat dog horse cow sheep bird fish mouse".split(),
           "vehicles": "car bus train truck bike boat plane tram".split()}
@@ -51,29 +52,9 @@ def pairs(count: int, seed: int) -> dict:
 
 tokens = ng.NetEncoder("Tokens", VOCABULARY, unknown="<unk>")
 labels = ng.NetDecoder("Class", ["different", "same"])
-model = ng.NetGraph(
-    {"embed_query": ng.EmbeddingLayer(EMBED, Weights=ng.NetArray("token_embedding")),
-     "embed_value": ng.EmbeddingLayer(EMBED, Weights=ng.NetArray("token_embedding")),
-     "cnn_query": ng.ConvolutionLayer(FILTERS, 3, padding="Same", interleaving=True,
-                                      Weights=ng.NetArray("cnn_weights"), Biases=ng.NetArray("cnn_biases")),
-     "cnn_value": ng.ConvolutionLayer(FILTERS, 3, padding="Same", interleaving=True,
-                                      Weights=ng.NetArray("cnn_weights"), Biases=ng.NetArray("cnn_biases")),
-     "attention": ng.AttentionLayer("Dot", attention_weights=True),
-     "pool_query": ng.AggregationLayer("Mean", 0),
-     "pool_attention": ng.AggregationLayer("Mean", 0),
-     "catenate": ng.CatenateLayer(),
-     "head": ng.NetChain([ng.LinearLayer(16), ng.ElementwiseLayer("Tanh"), ng.LinearLayer(2),
-                          ng.SoftmaxLayer()])},
-    [(ng.NetPort("Query"), "embed_query", "cnn_query"),
-     (ng.NetPort("Value"), "embed_value", "cnn_value"),
-     ("cnn_query", ng.NetPort("attention", "Query")),
-     ("cnn_value", ng.NetPort("attention", "Key")),
-     ("cnn_value", ng.NetPort("attention", "Value")),
-     (ng.NetPort("attention", "AttentionWeights"), None),   # kept inside; read with NetPort
-     ("cnn_query", "pool_query"),
-     (ng.NetPort("attention", "Output"), "pool_attention"),
-     (["pool_query", "pool_attention"], "catenate", "head", ng.NetPort("Output"))],
-    Query=tokens, Value=tokens, Output=labels)
+model = text_similarity_net(
+    tokens, embedding_size=EMBED, filters=FILTERS, width=3, attention_weights=True, similarity=labels,
+    head=ng.NetChain([ng.LinearLayer(16), ng.ElementwiseLayer("Tanh"), ng.LinearLayer(2), ng.SoftmaxLayer()]))
 print(model)   # the encoders and the decoder are listed under the ports line
 
 result = ng.NetTrain(model, pairs(512, seed=0), validation_set=pairs(128, seed=1),

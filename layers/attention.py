@@ -109,6 +109,15 @@ def _bilinear_transform(scoring: Any, ctx: LowerContext) -> Any:
     return lambda key: key @ ctx.params["Weights"].T  # vmapped over keys: batch axis first
 
 
+@functools.singledispatch
+def pair_score(scoring: Any, ctx: LowerContext) -> Optional[Any]:
+    """The generic path's faster form: a function ``score(key (k,), query (q,)) -> ()``
+    equal to the scoring net's lowering that does less work per (query, key) pair - e.g. a
+    graph whose LinearLayer reads a CatenateLayer of key-side and query-side vectors applies
+    the Linear to each side on its own (see ``netgraph.compiler``) - or None."""
+    return None
+
+
 SCORING_NETS = {"Dot": DotScoringLayer, "Bilinear": BilinearScoringLayer}
 
 
@@ -409,13 +418,16 @@ def _pair_elements(layer: AttentionLayer, ctx: LowerContext) -> int:
 def _scorer(layer: AttentionLayer, ctx: LowerContext) -> tuple[Optional[Any], Any]:
     """(key transform or None, ``pair_scores(keys, queries) -> (M, P)``) of one head."""
     scoring_ctx = ctx.child("ScoringNet")
-    transform = key_transform(layer.scoring_net, scoring_ctx) if layer.options.fast_path else None
+    fast = layer.options.fast_path
+    transform = key_transform(layer.scoring_net, scoring_ctx) if fast else None
     if transform is not None:
         return transform, lambda keys, queries: queries @ keys.T
 
     def score(key: jax.Array, query: jax.Array) -> jax.Array:
         return lower_layer(layer.scoring_net, scoring_ctx, {"Input": key, "Query": query})["Output"]
 
+    # vmapped over keys inside queries: what depends on one side only is computed per side
+    score = (pair_score(layer.scoring_net, scoring_ctx) if fast else None) or score
     return None, jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))
 
 

@@ -17,6 +17,7 @@ the others are options.
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import os
 import sys
@@ -28,7 +29,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pydantic
 
-from ..shapes import Automatic, PortSpec, parse_port_spec
+from ..shapes import Automatic, PortSpec, Restricted, parse_port_spec
 from ..errors import ShapeMismatchError, SpecificationError
 from .scope import infer, show_path
 from .tree import iter_layers
@@ -41,17 +42,53 @@ _PACKAGE_DIRS = tuple(
 )
 
 
-def user_site() -> str | None:
-    """``file:line`` of the innermost stack frame outside netgraph's own packages."""
+class Site:
+    """A user's ``file:line``: where a layer was made. The file is spelled relative to the
+    working directory (``os.path.relpath``) when a message shows it, not when the layer is
+    made (a net of 100,000 layers records 100,000 sites and shows at most a few)."""
+
+    __slots__ = ("filename", "lineno")
+
+    def __init__(self, filename: str, lineno: int) -> None:
+        self.filename, self.lineno = filename, lineno
+
+    def __str__(self) -> str:
+        try:
+            shown = os.path.relpath(self.filename)
+        except ValueError:
+            shown = self.filename
+        return f"{shown}:{self.lineno}"
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Site) and (self.filename, self.lineno) == (other.filename, other.lineno)
+
+    def __hash__(self) -> int:
+        return hash((self.filename, self.lineno))
+
+    def __reduce__(self) -> tuple:
+        return Site, (self.filename, self.lineno)
+
+
+_LIBRARY_FILES: dict[str, bool] = {}  # code file name -> whether it is netgraph's (or pydantic's)
+
+
+def _library_file(filename: str) -> bool:
+    known = _LIBRARY_FILES.get(filename)
+    if known is None:
+        known = _LIBRARY_FILES[filename] = (os.path.abspath(filename).startswith(_PACKAGE_DIRS)
+                                            or "pydantic" in filename)
+    return known
+
+
+def user_site() -> Site | None:
+    """The :class:`Site` of the innermost stack frame outside netgraph's own packages."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PACKAGE_DIRS) and "pydantic" not in filename:
-            try:
-                shown = os.path.relpath(filename)
-            except ValueError:
-                shown = filename
-            return f"{shown}:{frame.f_lineno}"
+        if not _library_file(filename):
+            return Site(filename, frame.f_lineno)
         frame = frame.f_back
     return None
 
@@ -92,6 +129,50 @@ class LayerOptions(pydantic.BaseModel):
     """Base of every layer's options model: frozen, unknown fields forbidden."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+_MADE: dict[tuple, tuple[dict[str, Any], Any]] = {}
+"""What building a layer from plain arguments gave (its fields but the site, and the
+memoised template number; see ``Layer._build``), by :func:`_made_key`: making the 100,000th
+LinearLayer(8) validates nothing again. Only layers holding no sub-nets nor shared arrays
+(whose template can be copied) are kept."""
+_MADE_LIMIT = 10_000  # bounded; forgetting only costs a validation
+_PLAIN_TYPES = frozenset({int, float, bool, str, type(None), type(Automatic)})
+
+
+def _made_key(cls: type, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple | None:
+    """A key for the arguments of a layer, or None unless every one is plain data: a key
+    tells 1, 1.0 and True apart (validation may not), at any depth of a tuple."""
+    parts: list[Any] = [cls]
+    for group in (options, kwargs):
+        for name, value in group.items():
+            frozen = _frozen(value)
+            if frozen is None:
+                return None
+            parts.append((name, frozen))
+        parts.append(None)  # options by position, then by keyword
+    return tuple(parts)
+
+
+def _frozen(value: Any) -> tuple | None:
+    kind = type(value)
+    if kind is float:  # (-0.0 == 0.0, but they are two values)
+        return kind, value.hex()
+    if kind in _PLAIN_TYPES:
+        return kind, value
+    if kind is tuple:
+        items = tuple(map(_frozen, value))
+        return None if None in items else (tuple, items)
+    if kind is Restricted:
+        kind_key, n_key = _frozen(value.kind), _frozen(value.n)
+        return None if kind_key is None or n_key is None else (Restricted, kind_key, n_key)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _required(options: type[LayerOptions]) -> tuple[str, ...]:
+    """The options a layer must be given (those without a default)."""
+    return tuple(name for name, field in options.model_fields.items() if field.is_required())
 
 
 def _signature(cls: type) -> inspect.Signature:
@@ -169,7 +250,7 @@ class Layer(abc.ABC):
     # The fields of an instance: set at construction (or on a copy) through ``_set`` only.
     options: LayerOptions
     port_specs: Mapping[str, PortSpec]
-    origin: str | None
+    origin: Site | None
     arrays: Mapping[str, np.ndarray | None] = MappingProxyType({})
     initializers: Mapping[str, Any] = MappingProxyType({})
     regularizers: Mapping[str, Any] = MappingProxyType({})
@@ -200,12 +281,13 @@ class Layer(abc.ABC):
     def _set(self, **fields: Any) -> None:
         """Set declared fields (annotations of the class and its bases). Layers are
         immutable to their users; construction and copies (``evolve``) set fields here."""
-        for name, value in fields.items():
-            if name not in self._fields:
-                raise AttributeError(f"{type(self).__name__} has no field {name!r}.")
-            object.__setattr__(self, name, value)
+        if not self._fields.issuperset(fields):
+            name = next(n for n in fields if n not in self._fields)
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}.")
+        values = self.__dict__  # (no field is a descriptor: plain instance attributes)
+        values.update(fields)
         if "_inference" not in fields or len(fields) > 1:  # what layers.scope.constrain memoised
-            self.__dict__.pop("_constraints_id", None)
+            values.pop("_constraints_id", None)
 
     # ------------------------------------------------------------------ construction
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -226,25 +308,47 @@ class Layer(abc.ABC):
         self._build(options, kwargs)
 
     def _build(self, options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
-        """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options)."""
+        """Validate ``options`` and the keyword ``kwargs`` (ports, arrays, more options).
+
+        A layer made from the same plain arguments (numbers, strings, tuples of them) as one
+        made before is built as that one was: the same validated options, port specs and
+        inference, with its own site (see :data:`_MADE`)."""
+        key = _made_key(type(self), options, kwargs) if not self.__dict__ else None
+        made = _MADE.get(key) if key is not None else None
+        if made is not None:
+            fields, memo = made
+            self._set(**{**fields, "origin": user_site(), "port_specs": dict(fields["port_specs"]),
+                         "arrays": dict(fields["arrays"])})
+            object.__setattr__(self, "_constraints_id", memo)
+            return
         self._set(origin=user_site())
         option_values = dict(options)
         port_kw, array_kw = {}, {}
+        fields = self.Options.model_fields
         for key, value in kwargs.items():
-            if key in self.Options.model_fields:
+            if key in fields:
                 option_values[key] = value
             elif key[:1].isupper():
                 (array_kw if key in self.arrays_declared else port_kw)[key] = value
             else:
                 self._unknown(key, option_values)
         self._set(options=self._validate(option_values))
-        ports = set(self.input_names) | set(self.output_names)
-        for key in port_kw:
-            if key not in ports:
-                self._unknown(key, option_values)
+        if port_kw:
+            ports = {*self.input_names, *self.output_names}
+            for key in port_kw:
+                if key not in ports:
+                    self._unknown(key, option_values)
         self._set(port_specs={k: self._port_spec(k, v) for k, v in port_kw.items()})
         self._set_arrays(array_kw)
-        self.inference  # inconsistent declarations fail at construction, as in Wolfram
+        # inconsistent declarations fail at construction, as in Wolfram; a layer equal to
+        # one made before reuses its inference (see layers.scope.infer)
+        self.inference
+        memo = self.__dict__.get("_constraints_id")
+        if key is not None and memo is not None and memo[1] is not None:
+            if len(_MADE) >= _MADE_LIMIT:
+                _MADE.clear()
+            _MADE[key] = ({k: v for k, v in self.__dict__.items()
+                           if k in self._fields and k != "origin"}, memo)
 
     def _port_spec(self, port: str, value: Any) -> PortSpec:
         where = f'{self.type_name} port "{port}"'
@@ -278,8 +382,7 @@ class Layer(abc.ABC):
             self._set(options=previous)
 
     def _validate(self, values: Mapping[str, Any]) -> LayerOptions:
-        missing = [name for name, field in self.Options.model_fields.items()
-                   if field.is_required() and name not in values]
+        missing = [name for name in _required(self.Options) if name not in values]
         if missing:
             by_position = [n for n in self.positional if n in missing]
             raise SpecificationError(
@@ -307,6 +410,10 @@ class Layer(abc.ABC):
             ) from err
 
     def _set_arrays(self, given: Mapping[str, Any]) -> None:
+        if not given:  # nothing to change; a new layer has every declared array, unset
+            if "arrays" not in self.__dict__:
+                self._set(arrays=dict.fromkeys(self.arrays_declared))
+            return
         arrays = dict(self.arrays)
         shared = dict(self.shared)
         removed = set(self._removed)

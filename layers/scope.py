@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import count, islice
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -69,6 +68,24 @@ class At:
         return At(scope, self.port, self.what)
 
 
+class AtDimension:
+    """``dimension 2 of port "Output" of plus (ThreadingLayer[Plus])``: an axis of the port
+    ``at`` names, spelled when a message needs it; ``moved`` as :meth:`At.moved`."""
+
+    __slots__ = ("at", "axis")
+
+    def __init__(self, at: At, axis: int) -> None:
+        self.at, self.axis = at, axis
+
+    def __call__(self) -> str:
+        return f"dimension {self.axis + 1} of {self.at()}"
+
+    __str__ = __call__
+
+    def moved(self, scope: "Scope") -> "AtDimension":
+        return AtDimension(self.at.moved(scope), self.axis)
+
+
 class ScopeOrigin:
     """An :class:`~shapes.solver.Origin` spelled on demand: ``what`` is the :class:`At` of a
     port of the layer at ``scope``, ``site`` that layer's ``file:line``."""
@@ -90,11 +107,10 @@ class ScopeOrigin:
         return str(Origin(str(self.at), self.site))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, (Origin, ScopeOrigin)) and (
-            (str(self.what), self.site) == (str(other.what), other.site))
+        return isinstance(other, (Origin, ScopeOrigin)) and str(self) == str(other)
 
     def __hash__(self) -> int:
-        return hash((str(self.what), self.site))
+        return hash(str(self))
 
     def moved(self, scope: "Scope") -> "ScopeOrigin":
         at = self.at
@@ -106,18 +122,26 @@ class _Template:
     """What collecting one layer's constraints created (see :func:`constrain`)."""
 
     snapshot: Snapshot
-    ports: tuple[tuple[str, int, int], ...]
+    ports: tuple[tuple[str, int], ...]  # (name, shape cell)
     arrays: tuple[tuple[str, int], ...]
 
 
 @dataclass
 class _Cells:
     solver: Solver = field(default_factory=Solver)
-    ports: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
+    ports: dict[tuple[Path, str], int] = field(default_factory=dict)
+    """The shape cell of every port; its element cell is the next one (see Scope.port)."""
     arrays: dict[tuple[Path, str], int] = field(default_factory=dict)
     shared_users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     templates: dict[tuple, _Template | None] = field(default_factory=dict)
     templates_run: int = 0  # templates run (not copied): what the scale tests count
+
+    def close(self) -> None:
+        """Drop the solver's rules and provenance and the templates, once solved (or
+        failed): they refer to the scopes, which refer to the cells - a cycle that would
+        otherwise wait for the garbage collector (a pass over every object of a big net)."""
+        self.solver.close()
+        self.templates.clear()
 
 
 class Scope:
@@ -135,20 +159,18 @@ class Scope:
         return Scope(self._cells, self.path + (name,), layer)
 
     # ------------------------------------------------------------------------ cells
-    def _port_cells(self, name: str) -> tuple[int, int]:
-        ports, key = self._cells.ports, (self.path, name)
-        cells = ports.get(key)
-        if cells is None:
-            cells = ports[key] = (self.solver.new_shape(), self.solver.new_elem())
-        return cells
-
     def port(self, name: str) -> int:
-        """The shape cell of port ``name``."""
-        return self._port_cells(name)[0]
+        """The shape cell of port ``name``; its element-type cell is the next one."""
+        ports, key = self._cells.ports, (self.path, name)
+        shape = ports.get(key)
+        if shape is None:
+            shape = ports[key] = self.solver.new_shape()
+            self.solver.new_elem()  # shape + 1
+        return shape
 
     def elem(self, name: str) -> int:
         """The element-type cell of port ``name``."""
-        return self._port_cells(name)[1]
+        return self.port(name) + 1
 
     def array(self, name: str) -> int:
         """The shape cell of array ``name``."""
@@ -180,6 +202,22 @@ class Scope:
 
     def same_dim(self, a: int, b: int, port: str) -> None:
         self.solver.unify_dims(a, b, self.where(port))
+
+    def where_dim(self, port: str, axis: int) -> AtDimension:
+        """``dimension {axis + 1} of port "Output" of ...``, spelled when an error needs it."""
+        return AtDimension(At(self, port), axis)
+
+    def when_ranked(self, ports: Sequence[str], install: Callable[["Scope", int], None]) -> None:
+        """Call ``install(scope, rank)`` once, as soon as any of ``ports`` has a known rank,
+        as :meth:`once_ranked` does; ``install`` holds no scope nor cell (a module-level
+        function, or a ``functools.partial`` of one over plain values) and gets the scope
+        to install in. The rule is data, so a template using it is copied (see
+        :func:`constrain`): each copy installs in its own scope when its rank is known."""
+        cells = tuple(self.port(p) for p in ports)
+        installed = self.solver.new_dim()  # 1 once installed: each copy has its own cell
+        at = self.where(ports[0])
+        self.solver.propagator(_install_when_ranked, (cells, installed, install, at),
+                               shapes=cells, provenance=(at,))
 
     def once_ranked(self, ports: Sequence[str], install: Callable[[int], None]) -> None:
         """Call ``install(rank)`` once, as soon as any of ``ports`` has a known rank (for
@@ -317,6 +355,18 @@ class Scope:
             s.unify_elems(self.elem(port), s.new_elem(value, origin), where)
 
 
+def _install_when_ranked(solver: Solver, base: int, cells: tuple[int, ...], installed: int,
+                         install: Callable[[Scope, int], None], at: At) -> None:
+    if solver.dim(installed + base) is not None:
+        return
+    for cell in cells:
+        dims = solver.dims(cell + base)
+        if dims is not None:
+            solver.bind_dim(installed + base, 1, None, "")
+            install(solver.restated(at).scope, len(dims))
+            return
+
+
 def constrain(layer: "Layer", scope: Scope) -> None:
     """Collect all constraints of ``layer``: its declared ports, given arrays and template.
 
@@ -327,19 +377,14 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     thousands of repeated layers.
     """
     cells = scope._cells
-    memo = layer.__dict__.get("_constraints_id")
-    if memo is not None and memo[0] is _PROCESS:
-        key = memo[1]
-    else:  # memoised: a layer is immutable (``Layer._set`` forgets it); a copy made by
-        # pickle or deepcopy holds another marker and computes it again
-        key = constraints_id(layer)
-        object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
+    key = _memoised_id(layer)
     template = cells.templates.get(key) if key is not None else None
     if template is not None:
         offset = cells.solver.instantiate(template.snapshot, scope)
         path = scope.path
-        for name, shape, elem in template.ports:
-            cells.ports[(path, name)] = (shape + offset, elem + offset)
+        ports = cells.ports
+        for name, shape in template.ports:
+            ports[(path, name)] = shape + offset
         for name, shape in template.arrays:
             cells.arrays[(path, name)] = shape + offset
         return
@@ -352,6 +397,18 @@ def constrain(layer: "Layer", scope: Scope) -> None:
     cells.templates[key] = _template(scope, mark, ports, arrays)
 
 
+def _memoised_id(layer: "Layer") -> int | None:
+    """:func:`constraints_id` of ``layer``, memoised on it: a layer is immutable
+    (``Layer._set`` forgets it); a copy made by pickle or deepcopy holds another marker and
+    computes it again."""
+    memo = layer.__dict__.get("_constraints_id")
+    if memo is not None and memo[0] is _PROCESS:
+        return memo[1]
+    key = constraints_id(layer)
+    object.__setattr__(layer, "_constraints_id", (_PROCESS, key))
+    return key
+
+
 def _template(scope: Scope, mark: tuple[int, int, int], ports: int, arrays: int) -> _Template | None:
     """The template of the layer at ``scope`` whose constraints were collected since ``mark``
     (the dict sizes ``ports`` and ``arrays`` before), or None if it cannot be copied."""
@@ -360,11 +417,11 @@ def _template(scope: Scope, mark: tuple[int, int, int], ports: int, arrays: int)
     new_arrays = _last(cells.arrays, len(cells.arrays) - arrays)
     if any(p != path for (p, _), _ in (*new_ports, *new_arrays)):
         return None
-    ids = [c for _, pair in new_ports for c in pair] + [c for _, c in new_arrays]
+    ids = [c for _, shape in new_ports for c in (shape, shape + 1)] + [c for _, c in new_arrays]
     snapshot = cells.solver.snapshot(mark, ids)
     if snapshot is None:
         return None
-    return _Template(snapshot, tuple((n, a, b) for (_, n), (a, b) in new_ports),
+    return _Template(snapshot, tuple((n, shape) for (_, n), shape in new_ports),
                      tuple((n, c) for (_, n), c in new_arrays))
 
 
@@ -401,7 +458,6 @@ _NOT_CONSTRAINTS = frozenset({"origin", "_inference", "initializers", "regulariz
                               "constraints", "activity_regularizer"})
 
 
-_MAPPINGS = (dict, MappingProxyType)
 _PROCESS = object()  # marks the numbers of this process's _IDS
 _IDS: dict[tuple, int] = {}  # template key -> a number (never reused)
 
@@ -443,14 +499,29 @@ def template_key(layer: "Layer") -> tuple | None:
     parts: list[Any] = [type(layer)]
     for name in _key_fields(type(layer)):
         value = getattr(layer, name)
+        kind = _kind(type(value))
         if name == "arrays":  # only their shapes are constraints
             value = tuple((k, None if a is None else a.shape) for k, a in value.items())
-        elif type(value) in _MAPPINGS or isinstance(value, Mapping):
+        elif kind == "options":  # its values (a frozen model's hash and == are slower)
+            value = (type(value), *value.__dict__.values())
+        elif kind == "mapping":
             value = tuple(value.items())
-        elif isinstance(value, np.ndarray):
+        elif kind == "array":
             return None
         parts.append(value)
     return tuple(parts)
+
+
+@lru_cache(maxsize=None)
+def _kind(cls: type) -> str:
+    """How :func:`template_key` takes a field value of type ``cls``."""
+    from .base import LayerOptions
+
+    if issubclass(cls, LayerOptions):
+        return "options"
+    if issubclass(cls, Mapping):
+        return "mapping"
+    return "array" if issubclass(cls, np.ndarray) else "value"
 
 
 @contextmanager
@@ -499,6 +570,8 @@ class Inference:
     steps: int = 0
     templates_run: int = 0
     """Rule runs of the solver and templates run (not copied): linear in a net's size."""
+    shares_arrays: bool = False
+    """Whether some layer of the net uses a shared array (``NetArray``)."""
 
     def port(self, path: Path, name: str) -> PortType:
         return self.ports[(path, name)]
@@ -507,8 +580,38 @@ class Inference:
         return self.arrays.get((path, name))
 
 
+_INFERRED: dict[int, Inference] = {}
+"""The inference of a layer alone, by :func:`constraints_id`: layers that are equal values
+solve to equal types, so making the 100,000th LinearLayer(8) checks nothing again."""
+_INFERRED_LIMIT = 10_000  # bounded; forgetting only costs a solver run
+_runs = {"solved": 0, "reused": 0}
+
+
+def inference_runs() -> dict[str, int]:
+    """How many inferences of a layer on its own were solved, and how many reused from
+    equal layers, in this process (what the scale tests count)."""
+    return dict(_runs)
+
+
 def infer(layer: "Layer") -> Inference:
-    """Run shape inference over ``layer`` (and everything nested in it)."""
+    """Run shape inference over ``layer`` (and everything nested in it); a layer holding no
+    sub-nets nor shared arrays reuses the inference of an equal layer made before."""
+    key = _memoised_id(layer)
+    if key is None:
+        return _solve(layer)
+    found = _INFERRED.get(key)
+    if found is not None:
+        _runs["reused"] += 1
+        return found
+    found = _solve(layer)  # an error is raised again for every layer, with its own site
+    if len(_INFERRED) >= _INFERRED_LIMIT:
+        _INFERRED.clear()
+    _INFERRED[key] = found
+    return found
+
+
+def _solve(layer: "Layer") -> Inference:
+    _runs["solved"] += 1
     cells = _Cells()
     root = Scope(cells, (), layer)
     try:
@@ -517,6 +620,7 @@ def infer(layer: "Layer") -> Inference:
             for name in (*layer.input_names, *layer.output_names):
                 root.port(name)
             cells.solver.solve()
+            s = cells.solver.solved()
     except NetGraphError as err:
         notes = [  # a conflict between users of one shared array: say which array they share
             f'\n  note: {", ".join(a for a, _ in users)} are one shared array, NetArray("{name}")'
@@ -526,10 +630,12 @@ def infer(layer: "Layer") -> Inference:
         if not notes:
             raise
         raise type(err)(err.message + "".join(notes), hint=err.hint) from err
-    s = cells.solver.solved()
+    finally:
+        cells.close()
     return Inference(_Solved(cells.ports, partial(_port_type, s)),
-                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run)
+                     _Solved(cells.arrays, s.resolve_shape), s.steps, cells.templates_run,
+                     bool(cells.shared_users))
 
 
-def _port_type(solver: Solver, cells: tuple[int, int]) -> PortType:
-    return PortType(solver.resolve_shape(cells[0]), solver.resolve_elem(cells[1]))
+def _port_type(solver: Solver, shape: int) -> PortType:
+    return PortType(solver.resolve_shape(shape), solver.resolve_elem(shape + 1))

@@ -67,17 +67,18 @@ def thread_template(scope: Any, names: Sequence[str], broadcasting: bool) -> Non
             s.unify_shapes(scope.port("Output"), scope.port(name), scope.where(name))
         return
 
-    def install(rank: int) -> None:
-        for name in (*names, "Output"):
-            scope.dims(name, rank)
-        out = s.dims(scope.port("Output"))
-        for axis in range(rank):
-            rules.broadcast(
-                s, [s.dims(scope.port(n))[axis] for n in names], out[axis], scope.origin("Output"),
-                lambda axis=axis: f"dimension {axis + 1} of {scope.where('Output')}",
-            )
+    scope.when_ranked((*names, "Output"), functools.partial(_broadcast_axes, tuple(names)))
 
-    scope.once_ranked((*names, "Output"), install)
+
+def _broadcast_axes(names: tuple[str, ...], scope: Any, rank: int) -> None:
+    """Once the rank is known: every port gets it, and each axis broadcasts."""
+    s = scope.solver
+    for name in (*names, "Output"):
+        scope.dims(name, rank)
+    out = s.dims(scope.port("Output"))
+    for axis in range(rank):
+        rules.broadcast(s, [s.dims(scope.port(n))[axis] for n in names], out[axis],
+                        scope.origin("Output"), scope.where_dim("Output", axis))
 
 
 def thread_arrays(function: Callable[..., jax.Array], xs: Sequence[jax.Array]) -> jax.Array:

@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .layers.attention import key_transform
+from .layers.attention import key_transform, pair_score
+from .layers.catenate import CatenateLayer
 from .layers.base import Layer, shared_values
 from .layers.dot import DotLayer
+from .layers.linear import LinearLayer
 from .layers.lowering import LowerContext, lower_layer
 from .layers.scope import Path, show_path
 from .layers.tree import iter_layers, map_layers
@@ -91,10 +93,11 @@ def _lower_graph(graph: NetGraph, ctx: LowerContext, inputs: dict) -> dict:
     return walk(graph.ir, lambda name, layer, fed: _lower_node(ctx, name, layer, fed), inputs)
 
 
-def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict) -> dict:
+def _lower_node(ctx: LowerContext, name: str, layer: Layer, fed: dict,
+                lowering: Callable = lower_layer) -> dict:
     child = ctx.child(name)
     with jax.named_scope(name):
-        outputs = lower_layer(layer, child, fed)
+        outputs = lowering(layer, child, fed)
     if ctx.taps is not None and child.path in ctx.taps:
         ctx.taps[child.path] = outputs  # a requested inner output (see LowerContext.taps)
     return outputs
@@ -125,6 +128,62 @@ def _graph_key_transform(graph: NetGraph, ctx: LowerContext) -> Callable | None:
         return values[key_side]
 
     return transform
+
+
+@pair_score.register(NetGraph)
+def _graph_pair_score(graph: NetGraph, ctx: LowerContext) -> Callable | None:
+    """A scoring graph with a LinearLayer reading a CatenateLayer of vectors (Bahdanau's
+    ``w . tanh(W [k; q] + b)``, the MLP scorer) applies the Linear to each catenated part on
+    its own: ``W [a; b] = W_a a + W_b b``. Under the pair ``vmap`` a key-side part is then
+    multiplied once per key and a query-side part once per query, and only the sum is formed
+    per (query, key) pair - the catenated pair vector is never built."""
+    split = _linear_of_catenate(graph.ir, ctx)
+    if not split or (ctx.scan_blocks and find_runs(graph.ir, ctx.inference, ctx.path, ctx.taps)):
+        return None
+    consumers = set(split.values())
+
+    def visit(name: str, layer: Layer, fed: dict) -> dict:
+        if name in split and all(jnp.ndim(x) == 1 for x in fed.values()):
+            return {"Output": _Parts(tuple(fed[p] for p in layer.input_names))}
+        if name in consumers and isinstance(fed["Input"], _Parts):
+            return _lower_node(ctx, name, layer, fed, lowering=_split_linear)
+        return _lower_node(ctx, name, layer, fed)
+
+    return lambda key, query: walk(graph.ir, visit, {"Input": key, "Query": query})["Output"]
+
+
+class _Parts(tuple):
+    """The parts of a catenated vector, not yet catenated (see :func:`_graph_pair_score`)."""
+
+
+def _linear_of_catenate(ir: Any, ctx: LowerContext) -> dict[str, str]:
+    """CatenateLayer node -> the LinearLayer node that is the only reader of its output
+    (and the output is neither a graph output nor requested by a tap)."""
+    readers: dict[PortRef, list[PortRef]] = {}
+    for dst, src in ir.edges.items():
+        readers.setdefault(src, []).append(dst)
+    found = {}
+    for name, layer in ir.nodes.items():
+        read = readers.get(PortRef(name, "Output"), [])
+        if (isinstance(layer, CatenateLayer) and len(read) == 1 and read[0].node is not None
+                and read[0].port == "Input" and isinstance(ir.nodes[read[0].node], LinearLayer)
+                and not (ctx.taps and ctx.path + (name,) in ctx.taps)):
+            found[name] = read[0].node
+    return found
+
+
+def _split_linear(layer: LinearLayer, ctx: LowerContext, inputs: dict) -> dict:
+    """LinearLayer on the parts of a catenated vector: the sum of each part times its
+    columns of the weights (and the biases)."""
+    w, start, y = ctx.params["Weights"], 0, None
+    for part in inputs["Input"]:
+        columns = w[:, start:start + part.shape[0]]
+        start += part.shape[0]
+        term = jnp.sum(part * columns[0], keepdims=True) if w.shape[0] == 1 else part @ columns.T
+        y = term if y is None else y + term
+    if "Biases" in ctx.params:
+        y = y + ctx.params["Biases"].reshape(-1)
+    return {"Output": y.reshape(ctx.shape("Output"))}
 
 
 def _subtree(tree: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -166,45 +225,59 @@ def expand_shared(net: Layer, params: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
-def check_params(net: Layer, params: Any, where: str) -> None:
-    """``params`` has every array of ``net`` (a nested dict as :func:`params_of` gives),
-    none of them None (uninitialised), each of the solved shape; else an error naming the
-    first array that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
+def params_shapes(net: Layer) -> dict[str, Any]:
+    """The structure :func:`check_params` compares against: :func:`params_of` ``net`` with
+    each array replaced by its shape (None where not initialised), and the sub-nets without
+    any initialised array left out (they may be left out of a params dict). ``net`` is
+    immutable, so :func:`lower` computes this once and checks every call against it."""
+    def shapes(tree: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in tree.items():
+            if isinstance(value, Mapping):
+                if jax.tree_util.tree_leaves(value):
+                    out[name] = shapes(value)
+            else:
+                out[name] = None if value is None else tuple(np.shape(value))
+        return out
+
+    return shapes(params_of(net))
+
+
+def check_params(expected: Mapping[str, Any], params: Any, where: str) -> None:
+    """``params`` has every array of ``expected`` (a net's :func:`params_shapes`), none of
+    them None (uninitialised), each of the solved shape; else an error naming the first array
+    that is missing or wrong (checked on shapes alone: free under ``jax.jit``)."""
     if not isinstance(params, Mapping):
         raise InputDataError(f"{where}: params must be a nested dict as ng.params_of(net) gives; "
                              f"found {type(params).__name__}.")
-    from .scan_blocks import STACKED
-    expected = params_of(net)
 
     def visit(want: Mapping[str, Any], got: Any, path: Path) -> None:
         if not isinstance(got, Mapping):
             raise InputDataError(f"{where}: params at {show_path(path) or 'the top'} must be a dict; "
                                  f"found {type(got).__name__}.")
-        for name, value in want.items():
-            if isinstance(value, Mapping) and not jax.tree_util.tree_leaves(value):
-                continue  # a sub-net without arrays may be left out
+        for name, shape in want.items():
             if name not in got:
                 if STACKED in got:
                     continue  # stacked ahead of time (scan_blocks.stack_runs): the scan reads it
                 raise InputDataError(f'{where}: params have no array or sub-net "{show_path(path + (name,))}".',
                                      hint="start from ng.params_of(net) and keep its structure.")
-            if isinstance(value, Mapping):
-                visit(value, got[name], path + (name,))
+            if isinstance(shape, Mapping):
+                visit(shape, got[name], path + (name,))
                 continue
             array = got[name]
             if array is None:
                 raise UninitializedError(f"{where}: the array {show_path(path + (name,))} is not "
                                          "initialised (None).", hint="call NetInitialize(net) first.")
-            if value is not None and tuple(jnp.shape(array)) != tuple(np.shape(value)):
+            if shape is not None and tuple(jnp.shape(array)) != shape:
                 raise InputDataError(f"{where}: the array {show_path(path + (name,))} has shape "
-                                     f"{tuple(jnp.shape(array))}; the net's has {tuple(np.shape(value))}.")
+                                     f"{tuple(jnp.shape(array))}; the net's has {shape}.")
 
     visit(expected, params, ())
 
 
 def with_params(net: Layer, params: Mapping[str, Any]) -> Layer:
     """A copy of ``net`` holding the arrays of a params pytree (e.g. after training)."""
-    check_params(net, params, "with_params")
+    check_params(params_shapes(net), params, "with_params")
     shared = params.get("SharedArrays", {})
 
     def put(path: Path, layer: Layer) -> Layer:
@@ -389,11 +462,12 @@ def lower(net: Layer, *, batch_axis: str | None = None, scan_blocks: bool = True
     computes in the types of the arrays given."""
     dtype = None if precision is None else precision_dtype(precision)
     real = {n for n in net.input_names if isinstance(net.inference.port((), n).element, Real)}
+    expected = params_shapes(net)
 
     def apply(params: Mapping[str, Any], inputs: Any, *, lengths: Mapping[str, Any] | None = None,
               rng: jax.Array | None = None, train: bool = False, return_state: bool = False) -> Any:
         collected: dict[Path, jax.Array] | None = {} if return_state else None
-        check_params(net, params, "the lowered function")
+        check_params(expected, params, "the lowered function")
         inputs = check_example(net, inputs)
         if dtype is not None:
             require_x64(precision)

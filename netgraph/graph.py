@@ -230,10 +230,11 @@ class NetGraph(Layer):
         check_placement(coders, ir.inputs, self.type_name)
         self._set(port_specs=specs)
         try:
-            self.inference  # shape inference runs at construction
+            inference = self.inference  # shape inference runs at construction
         except ShapeMismatchError as err:
             raise with_coder_notes(err, coders) from err
-        shared_values(self)  # users of one shared array agree on its value
+        if inference.shares_arrays:
+            shared_values(self)  # users of one shared array agree on its value
 
     # The IR's tables, as the graph's own attributes.
     nodes = property(lambda self: self.ir.nodes)
@@ -376,14 +377,14 @@ class NetGraph(Layer):
         """Each node's own rules in a child scope; each edge unifies the producer's port
         with the consumer's (one walk over the IR, values are (scope, port) handles)."""
         s = scope.solver
+        unify_shapes, unify_elems = s.unify_shapes, s.unify_elems
 
         def join(dst_scope: Scope, dst: str, src: tuple[Scope, str]) -> None:
             src_scope, src_port = src
             where = (lambda: f"{dst_scope.where(dst)}, connected from {src_scope.where(src_port)}")
-            (dst_shape, dst_elem), (src_shape, src_elem) = (
-                dst_scope._port_cells(dst), src_scope._port_cells(src_port))
-            s.unify_shapes(dst_shape, src_shape, where)
-            s.unify_elems(dst_elem, src_elem, where)
+            dst_shape, src_shape = dst_scope.port(dst), src_scope.port(src_port)
+            unify_shapes(dst_shape, src_shape, where)
+            unify_elems(dst_shape + 1, src_shape + 1, where)  # (a port's element cell)
 
         def visit(name: str, layer: Layer, fed: dict[str, tuple[Scope, str]]) -> dict:
             child = scope.child(name, layer)
@@ -439,22 +440,27 @@ class NetChain(NetGraph):
     @collector_paused()
     def __init__(self, layers: Any, **port_shapes: Any) -> None:
         nodes = _named_layers(layers)
-        names = list(nodes)
+        edges: dict[PortRef, PortRef] = {}  # each layer's one input <- the previous one's output
+        last, before = len(nodes) - 1, None
+        ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
         for i, (name, layer) in enumerate(nodes.items()):
-            if i > 0 and len(layer.input_names) != 1:
-                raise SpecificationError(
-                    f'NetChain layer "{name}" ({layer.describe()}) has {len(layer.input_names)} '
-                    "inputs; all layers after the first must have exactly one input port.",
-                    hint="use a NetGraph to connect layers with several inputs.",
-                )
-            if i < len(names) - 1 and len(layer.output_names) != 1:
-                raise SpecificationError(
-                    f'NetChain layer "{name}" ({layer.describe()}) has {len(layer.output_names)} '
-                    "outputs; all layers before the last must have exactly one output port."
-                )
-        groups = [([_Term("layer", a)], _Term("layer", b), f"{a!r} -> {b!r}")
-                  for a, b in zip(names, names[1:])]
-        self._assemble(nodes, groups, port_shapes)
+            inputs, outputs = layer.input_names, layer.output_names
+            if i > 0:
+                if len(inputs) != 1:
+                    raise SpecificationError(
+                        f'NetChain layer "{name}" ({layer.describe()}) has {len(inputs)} '
+                        "inputs; all layers after the first must have exactly one input port.",
+                        hint="use a NetGraph to connect layers with several inputs.",
+                    )
+                edges[ref(PortRef, (name, inputs[0]))] = before
+            if i < last:
+                if len(outputs) != 1:
+                    raise SpecificationError(
+                        f'NetChain layer "{name}" ({layer.describe()}) has {len(outputs)} '
+                        "outputs; all layers before the last must have exactly one output port."
+                    )
+                before = ref(PortRef, (name, outputs[0]))
+        self._set_ir(GraphIR.from_edges(nodes, edges), port_shapes)
 
     def describe(self) -> str:
         return f"NetChain[{_count(len(self.nodes))}]"

@@ -63,10 +63,11 @@ class GraphIR:
         nodes = dict(nodes)
         edges = dict(edges)
         muted = frozenset(muted)
-        _check_refs(nodes, edges, muted)
+        ports = _Ports(nodes)
+        _check_refs(ports, edges, muted)
         order, dag = _topological_order(nodes, edges)  # a cycle is reported before missing outputs
-        inputs = _complete_inputs(nodes, edges)
-        outputs = _complete_outputs(nodes, edges, muted, inputs)
+        inputs = _complete_inputs(ports, edges)
+        outputs = _complete_outputs(ports, edges, muted, inputs)
         ir = cls(nodes, edges, muted, inputs, outputs, order)
         if dag is not None:
             ir.__dict__["dag"] = dag
@@ -132,7 +133,19 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
 
 
 # ------------------------------------------------------------------------- building
-def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], muted: frozenset) -> None:
+class _Ports:
+    """The nodes, with every node's input and output port names read once (a layer's
+    ``input_names`` may be computed on each call)."""
+
+    def __init__(self, nodes: Mapping[str, Layer]) -> None:
+        self.nodes = nodes
+        self.inputs = {name: layer.input_names for name, layer in nodes.items()}
+        self.outputs = {name: layer.output_names for name, layer in nodes.items()}
+
+
+def _check_refs(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozenset) -> None:
+    nodes = ports.nodes
+
     def check(ref: PortRef, kind: str) -> None:
         if ref.node is None:
             return
@@ -140,7 +153,7 @@ def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], mu
         if layer is None:
             raise NetConnectionError(f"the connections name the unknown layer {ref.node!r}.",
                                      hint=f"the layers are: {', '.join(map(repr, nodes))}.")
-        names = layer.input_names if kind == "input" else layer.output_names
+        names = (ports.inputs if kind == "input" else ports.outputs)[ref.node]
         if ref.port not in names:
             raise NetConnectionError(
                 f"the {kind} port {ref.port!r} of layer {ref.node!r} ({layer.describe()}) does not exist.",
@@ -154,21 +167,20 @@ def _check_refs(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef], mu
         check(ref, "output")
 
 
-def _complete_inputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
+def _complete_inputs(ports: _Ports, edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
     inputs: dict[str, None] = {}  # an ordered set
     for src in edges.values():
         if src.node is None:
             inputs[src.port] = None
-    for name, layer in nodes.items():
-        for port in layer.input_names:
-            ref = PortRef(name, port)
-            if ref not in edges:
-                edges[ref] = PortRef(None, port)
+    for name, names in ports.inputs.items():
+        for port in names:
+            if (name, port) not in edges:  # (a tuple equals the PortRef)
+                edges[PortRef(name, port)] = PortRef(None, port)
                 inputs[port] = None
     return tuple(inputs)
 
 
-def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef], muted: frozenset,
+def _complete_outputs(ports: _Ports, edges: dict[PortRef, PortRef], muted: frozenset,
                       inputs: tuple[str, ...]) -> tuple[str, ...]:
     explicit = [dst.port for dst in edges if dst.node is None]
     clash = set(explicit) & set(inputs)
@@ -177,8 +189,8 @@ def _complete_outputs(nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
             f"the graph port {sorted(clash)[0]!r} is used both as an input and an output."
         )
     consumed = set(edges.values())
-    dangling = [PortRef(name, port) for name, layer in nodes.items() for port in layer.output_names
-                if PortRef(name, port) not in consumed and PortRef(name, port) not in muted]
+    dangling = [PortRef(name, port) for name, names in ports.outputs.items() for port in names
+                if (name, port) not in consumed and (name, port) not in muted]
     counts: dict[str, int] = {}
     for ref in dangling:
         counts[ref.port] = counts.get(ref.port, 0) + 1

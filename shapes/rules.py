@@ -11,7 +11,7 @@ import math
 from typing import Callable, Sequence
 
 from ..errors import ShapeMismatchError
-from .solver import Origin, Solver, Sym, Where, _text
+from .solver import Origin, Solver, Sym, Where
 
 
 def product(
@@ -38,18 +38,20 @@ def product(
 
 def _product(solver: Solver, base: int, factors: int, target: int, origin: Origin,
              where: Where, varying_hint: str) -> None:
-    factors, target = factors + base, target + base
-    dims = solver.dims(factors)
+    dims = solver.dims(factors + base)
     if dims is None:
         return
-    values = [solver.dim(d) for d in dims]
+    target += base
+    values = solver.dim_values(dims)
     goal = solver.dim(target)
-    if isinstance(goal, Sym) or any(isinstance(v, Sym) for v in values):
+    if type(goal) is Sym or Sym in map(type, values):
         raise ShapeMismatchError(
-            f"{_text(where)} cannot take a varying-length dimension here.", hint=varying_hint
+            f"{solver.text(where)} cannot take a varying-length dimension here.", hint=varying_hint
         )
     if None not in values:
-        solver.bind_dim(target, math.prod(values), origin, where)
+        size = math.prod(values)
+        if goal != size:
+            solver.bind_dim(target, size, origin, where)
         return
     unknown = [d for d, v in zip(dims, values) if v is None]
     if len(unknown) == 1 and isinstance(goal, int):
@@ -58,7 +60,7 @@ def _product(solver: Solver, base: int, factors: int, target: int, origin: Origi
             return
         if goal % rest:
             raise ShapeMismatchError(
-                f"{_text(where)}: {goal} elements cannot be split with known sizes "
+                f"{solver.text(where)}: {goal} elements cannot be split with known sizes "
                 f"{[v for v in values if v is not None]} (product {rest}).",
                 hint="check the sizes on both sides of this layer.",
             )
@@ -96,7 +98,7 @@ def _total(solver: Solver, base: int, parts: tuple[int, ...], result: int, origi
         rest = sum(v for v in values if v is not None)
         if rest > whole:
             raise ShapeMismatchError(
-                f"{_text(where)}: the known parts already have {rest} elements, more than "
+                f"{solver.text(where)}: the known parts already have {rest} elements, more than "
                 f"the {whole} required.",
             )
         solver.bind_dim(unknown[0], whole - rest, origin, where)
@@ -126,7 +128,7 @@ def _mapped(solver: Solver, base: int, source: int, result: int, forward: Callab
         size = forward(value)
         if size < 1:
             raise ShapeMismatchError(
-                f"{_text(where)}: an input of size {value} gives an empty or negative "
+                f"{solver.text(where)}: an input of size {value} gives an empty or negative "
                 f"output size ({size}).",
                 hint="use a smaller kernel, more padding or a longer input.",
             )

@@ -70,8 +70,9 @@ class _Table:
     One table holds the dimension, shape and element cells alike (one id space), so that the
     cells of a layer are one contiguous range (see :meth:`Solver.snapshot`). A cell watched
     by no rule has ``watch`` None. ``owner`` is the copy (an index into
-    ``Solver._contexts``) whose template origin the cell still holds, or -1: a copied cell
-    shares its template's origin object, re-stated for the copy only when a message shows it.
+    ``Solver._contexts``) whose template origin the cell still holds, or -1: a copied cell,
+    or one given an origin by a copied rule, shares its template's origin object, re-stated
+    for the copy only when a message shows it.
     """
 
     def __init__(self) -> None:
@@ -81,26 +82,29 @@ class _Table:
         self.owner: list[int] = []
         self.watch: list[set[int] | None] = []
 
-    def new(self, value: object, origin: Origin | None) -> int:
+    def new(self, value: object, origin: Origin | None, owner: int = -1) -> int:
         i = len(self.parent)
         self.parent.append(i)
         self.value.append(value)
         self.origin.append(origin)
-        self.owner.append(-1)
+        self.owner.append(owner)
         self.watch.append(None)
         return i
 
     def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
+        parent = self.parent
+        root = parent[i]
+        if root == i:
+            return i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:  # path compression
+            parent[i], i = root, parent[i]
         return root
 
-    def set_origin(self, r: int, origin: Origin | None) -> None:
+    def set_origin(self, r: int, origin: Origin | None, owner: int) -> None:
         self.origin[r] = origin
-        self.owner[r] = -1
+        self.owner[r] = owner
 
     def link(self, keep: int, drop: int) -> None:
         """Make ``keep`` the root of ``drop``'s class, watched by the rules of both."""
@@ -118,28 +122,18 @@ class _Table:
         self.watch[drop] = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Rule:
-    """``run(solver, base, *args)``; ``base`` is added to the cell ids among ``args`` (0 for a
-    rule installed directly, the offset of the copy for a rule of a copied template), and
-    the provenance among ``args`` is moved to ``context`` (a copy's) when it runs."""
+    """``run(solver, base, *args)``. A copied template's copies share its rules: the solver
+    keeps, per rule id, the ``base`` added to the cell ids among ``args`` (0 for a rule
+    installed directly, the offset of the copy) and the copy whose rule it is (its
+    ``owner``): while it runs, the provenance among ``args`` stands for that copy (see
+    :meth:`Solver.text`)."""
 
     run: Callable[..., None]
     default: Callable[..., None] | None
     args: tuple
-    base: int
     watched: tuple[int, ...]
-    context: object = None
-    moved: tuple[int, ...] = ()
-
-    def arguments(self) -> tuple:
-        """``args``, their provenance moved to ``context`` (once, on the first run)."""
-        if self.moved:
-            args = list(self.args)
-            for i in self.moved:
-                args[i] = args[i].moved(self.context)
-            self.args, self.moved = tuple(args), ()
-        return self.args
 
 
 def _call_run(solver: "Solver", base: int, run: Callable[[], None], default: object) -> None:
@@ -169,7 +163,7 @@ class Snapshot:
     symbols: tuple[int, ...]
     origin: tuple[object, ...]
     watch: tuple[tuple[int, frozenset[int]], ...]
-    rules: tuple[tuple[_Rule, tuple[int, ...]], ...]
+    rules: tuple[_Rule, ...]
 
 
 class Solver:
@@ -178,6 +172,9 @@ class Solver:
     def __init__(self) -> None:
         self._dims = self._shapes = self._elems = _Table()  # one id space (see _Table)
         self._rules: list[_Rule] = []
+        self._bases: list[int] = []  # per rule (see _Rule)
+        self._owners: list[int] = []  # per rule: the copy it belongs to, or -1
+        self._owner = -1  # the copy whose rule is running, or -1
         self._queue: deque[int] = deque()
         self._queued: set[int] = set()
         self._symbols = 0
@@ -188,15 +185,21 @@ class Solver:
 
     # ----------------------------------------------------------------- dimension cells
     def new_dim(self, size: int | None = None, origin: Origin | None = None) -> int:
-        return self._dims.new(size, origin if size is not None else None)
+        return self._dims.new(size, origin if size is not None else None, self._owner)
 
     def new_varying(self, origin: Origin | None = None) -> int:
         self._symbols += 1
-        return self._dims.new(Sym(f"L{self._symbols}"), origin)
+        return self._dims.new(Sym(f"L{self._symbols}"), origin, self._owner)
 
     def dim(self, d: int) -> object:
         """The current value of a dimension cell: an int, a :class:`Sym`, or None."""
         return self._dims.value[self._dims.find(d)]
+
+    def dim_values(self, dims: Iterable[int]) -> list[object]:
+        """The current values of dimension cells (as :meth:`dim` of each)."""
+        t = self._dims
+        parent, value, find = t.parent, t.value, t.find
+        return [value[d] if parent[d] == d else value[find(d)] for d in dims]
 
     def dim_origin(self, d: int) -> Origin | None:
         return self._origin(self._dims.find(d))
@@ -208,13 +211,35 @@ class Solver:
         origin = t.origin[r]
         return origin if owner < 0 or origin is None else origin.moved(self._contexts[owner])  # type: ignore[union-attr]
 
+    def restated(self, provenance: object) -> object:
+        """``provenance`` (an origin or a description given to a rule) as it stands for the
+        copy whose rule is running: a copied rule runs on its template's arguments."""
+        if self._owner < 0 or not movable(provenance):
+            return provenance
+        return provenance.moved(self._contexts[self._owner])  # type: ignore[attr-defined]
+
+    def text(self, where: Where) -> str:
+        """The text of a description, for the copy whose rule is running (if any)."""
+        return _text(self.restated(where))
+
     def same_dim(self, a: int, b: int) -> bool:
         return self._dims.find(a) == self._dims.find(b)
 
     def bind_dim(self, d: int, size: int, origin: Origin, where: Where) -> None:
-        """Fix dimension ``d`` to ``size``."""
-        if self.dim(d) != size:
-            self.unify_dims(d, self.new_dim(size, origin), where)
+        """Fix dimension ``d`` to ``size`` (as unifying it with a new cell of that size
+        would, without the cell)."""
+        t = self._dims
+        r = t.find(d)
+        value = t.value[r]
+        if value == size:
+            return
+        if isinstance(value, int):
+            self._size_error(where, value, self._origin(r), size, self.restated(origin))
+        t.value[r] = size  # a known size beats a varying symbol and unknown
+        t.set_origin(r, origin, self._owner)
+        watchers = t.watch[r]
+        if watchers:
+            self._touch(tuple(watchers))
 
     def unify_dims(self, a: int, b: int, where: Where) -> None:
         """Make ``a`` and ``b`` the same dimension; ``a``'s value is the "expected" one."""
@@ -224,15 +249,18 @@ class Solver:
             return
         va, vb = t.value[ra], t.value[rb]
         if isinstance(va, int) and isinstance(vb, int) and va != vb:
-            raise ShapeMismatchError(
-                f"inconsistent size for {_text(where)}\n"
-                f"  expected {va} - set by {self._origin(ra) or 'an earlier constraint'}\n"
-                f"  got      {vb} - set by {self._origin(rb) or 'an earlier constraint'}",
-                hint="make the two sizes agree, or leave one of them Automatic.",
-            )
+            self._size_error(where, va, self._origin(ra), vb, self._origin(rb))
         if isinstance(vb, int) or (va is None and vb is not None):
             ra, rb = rb, ra  # keep the more informative value at the root
         self._merge(t, ra, rb)
+
+    def _size_error(self, where: Where, va: int, oa: object, vb: int, ob: object) -> None:
+        raise ShapeMismatchError(
+            f"inconsistent size for {self.text(where)}\n"
+            f"  expected {va} - set by {oa or 'an earlier constraint'}\n"
+            f"  got      {vb} - set by {ob or 'an earlier constraint'}",
+            hint="make the two sizes agree, or leave one of them Automatic.",
+        )
 
     # --------------------------------------------------------------------- shape cells
     def new_shape(self, rank: int | None = None, origin: Origin | None = None) -> int:
@@ -242,7 +270,7 @@ class Solver:
         return s
 
     def shape_of_dims(self, dims: Iterable[int], origin: Origin | None = None) -> int:
-        return self._shapes.new(tuple(dims), origin)
+        return self._shapes.new(tuple(dims), origin, self._owner)
 
     def dims(self, s: int) -> tuple[int, ...] | None:
         """The dimension cells of shape ``s``, or None while its rank is unknown."""
@@ -258,7 +286,7 @@ class Solver:
             self._bind_shape(s, tuple(self.new_dim() for _ in range(rank)), origin)
             return self.dims(s)  # type: ignore[return-value]
         if len(dims) != rank:
-            self._rank_error(where, rank, origin, len(dims), self.shape_origin(s))
+            self._rank_error(where, rank, self.restated(origin), len(dims), self.shape_origin(s))
         return dims
 
     def unify_shapes(self, a: int, b: int, where: Where) -> None:
@@ -280,7 +308,7 @@ class Solver:
             self._rank_error(where, len(va), self._origin(ra), len(vb), self._origin(rb))
         t.link(ra, rb)
         for i, (da, db) in enumerate(zip(va, vb)):
-            self.unify_dims(da, db, lambda i=i: f"dimension {i + 1} of {_text(where)}")
+            self.unify_dims(da, db, lambda i=i: f"dimension {i + 1} of {self.text(where)}")
 
     def _merge(self, t: _Table, keep: int, drop: int) -> None:
         """Link ``drop`` under ``keep``; wake the rules of the side whose value changed."""
@@ -294,7 +322,7 @@ class Solver:
         t = self._shapes
         r = t.find(s)
         t.value[r] = dims
-        t.set_origin(r, origin)
+        t.set_origin(r, origin, self._owner)
         watchers = t.watch[r]
         if watchers:
             for d in dims:
@@ -305,7 +333,7 @@ class Solver:
 
     def _rank_error(self, where: Where, ra: int, oa: object, rb: int, ob: object) -> None:
         raise ShapeMismatchError(
-            f"inconsistent ranks for {_text(where)}\n"
+            f"inconsistent ranks for {self.text(where)}\n"
             f"  expected a rank-{ra} array - set by {oa or 'an earlier constraint'}\n"
             f"  got      a rank-{rb} array - set by {ob or 'an earlier constraint'}",
             hint="check the ranks of the ports joined here.",
@@ -313,7 +341,7 @@ class Solver:
 
     # ------------------------------------------------------------------- element cells
     def new_elem(self, value: object = None, origin: Origin | None = None) -> int:
-        return self._elems.new(value, origin if value is not None else None)
+        return self._elems.new(value, origin if value is not None else None, self._owner)
 
     def elem(self, e: int) -> object:
         return self._elems.value[self._elems.find(e)]
@@ -329,14 +357,14 @@ class Solver:
             if va == "Real" and vb == "Real":
                 pass
             elif index_a and index_b:
-                self.unify_dims(va[1], vb[1], lambda: f"the index range of {_text(where)}")
+                self.unify_dims(va[1], vb[1], lambda: f"the index range of {self.text(where)}")
             elif {va, vb} <= {"Integer"} or (index_a and vb == "Integer"):
                 pass
             elif index_b and va == "Integer":
                 ra, rb = rb, ra
             else:
                 raise ElementTypeError(
-                    f"inconsistent element types for {_text(where)}\n"
+                    f"inconsistent element types for {self.text(where)}\n"
                     f"  expected {_show_elem(va)} - set by {self._origin(ra) or 'an earlier constraint'}\n"
                     f"  got      {_show_elem(vb)} - set by {self._origin(rb) or 'an earlier constraint'}",
                     hint="integer (index) ports feed EmbeddingLayer; real ports carry numbers.",
@@ -357,7 +385,7 @@ class Solver:
         """Add a propagator re-run whenever a watched cell changes (and once at the start)."""
         self._opaque += 1
         self._add_rule(_Rule(_call_run, None if default is None else _call_default,
-                             (run, default), 0, ()), dims, shapes)
+                             (run, default), ()), dims, shapes)
 
     def fallback(self, default: Callable[[], None]) -> None:
         """A default alone: tried only at a fixed point, like a rule's ``default``."""
@@ -380,11 +408,13 @@ class Solver:
         if not all(movable(p) for p in provenance):
             self._opaque += 1
         dims, shapes = tuple(dims), tuple(shapes)
-        self._add_rule(_Rule(run, default, args, 0, dims + shapes), dims, shapes)
+        self._add_rule(_Rule(run, default, args, dims + shapes), dims, shapes)
 
     def _add_rule(self, rule: _Rule, dims: Iterable[int], shapes: Iterable[int]) -> None:
         rid = len(self._rules)
         self._rules.append(rule)
+        self._bases.append(0)
+        self._owners.append(self._owner)  # a rule installed by a copied rule is the copy's
         t, one = self._dims, (rid,)
         for d in dims:
             self._watch_dim(d, one)
@@ -414,22 +444,33 @@ class Solver:
 
     def solve(self) -> None:
         """Run rules to a fixed point; then apply defaults one at a time until none applies."""
-        while True:
-            while self._queue:
-                rid = self._queue.popleft()
-                self._queued.discard(rid)
-                rule = self._rules[rid]
-                self.steps += 1
-                rule.run(self, rule.base, *rule.arguments())
-            for rule in self._rules:
-                if rule.default is None:
-                    continue
-                before = self.changes
-                rule.default(self, rule.base, *rule.arguments())
-                if self.changes != before:
-                    break
-            else:
-                return
+        rules, bases, owners, queue, queued = (
+            self._rules, self._bases, self._owners, self._queue, self._queued)
+        steps = 0
+        try:
+            while True:
+                while queue:
+                    rid = queue.popleft()
+                    queued.discard(rid)
+                    rule = rules[rid]
+                    steps += 1
+                    self._owner = owners[rid]
+                    rule.run(self, bases[rid], *rule.args)
+                self._owner = -1
+                for rid, rule in enumerate(rules):
+                    if rule.default is None:
+                        continue
+                    before = self.changes
+                    self._owner = owners[rid]
+                    rule.default(self, bases[rid], *rule.args)
+                    self._owner = -1
+                    if self.changes != before:
+                        break
+                else:
+                    return
+        finally:
+            self._owner = -1
+            self.steps += steps
 
     # ----------------------------------------------------------- copying templates
     def mark(self) -> tuple[int, int, int]:
@@ -470,49 +511,64 @@ class Solver:
                       for i, w in enumerate(t.watch[first:]) if w)
         if any(r < 0 for _, w in watch for r in w):
             return None
-        rules = []
-        for rule in self._rules[first_rule:end_rule]:
+        rules = tuple(self._rules[first_rule:end_rule])
+        if any(o >= 0 for o in self._owners[first_rule:end_rule]):
+            return None
+        for rule in rules:
             ids = [a for a in rule.args if type(a) is int] + [
                 d for a in rule.args if isinstance(a, tuple) for d in a if type(d) is int]
-            if rule.context is not None or any(c < first for c in (*ids, *rule.watched)):
+            if any(c < first for c in (*ids, *rule.watched)):
                 return None
-            rules.append((rule, tuple(i for i, a in enumerate(rule.args) if movable(a))))
         return Snapshot(first, parent, tuple(values), tuple(shapes), tuple(indexes),
-                        tuple(symbols), origins, watch, tuple(rules))
+                        tuple(symbols), origins, watch, rules)
 
     def instantiate(self, snap: Snapshot, context: object) -> int:
         """Copy ``snap``'s cells and rules as new ones, their provenance re-stated for
-        ``context`` (lazily: when a rule runs or a message is shown). Returns the offset from
-        the snapshot's cell ids to the copy's."""
+        ``context`` (lazily: when a message is shown). Returns the offset from the
+        snapshot's cell ids to the copy's."""
         t = self._dims
         start, first_rule = len(t.parent), len(self._rules)
         size = len(snap.parent)
-        t.parent.extend([p + start for p in snap.parent])
+        t.parent.extend(map(start.__add__, snap.parent))
         value = t.value
         value.extend(snap.value)
         for i, dims in snap.shapes:
-            value[start + i] = tuple([d + start for d in dims])
+            value[start + i] = tuple(map(start.__add__, dims))
         for i, d in snap.indexes:
             value[start + i] = ("Index", d + start)
         for i in snap.symbols:
             self._symbols += 1
             value[start + i] = Sym(f"L{self._symbols}")
         t.origin.extend(snap.origin)
-        t.owner.extend(repeat(len(self._contexts), size))
+        owner = len(self._contexts)
+        t.owner.extend(repeat(owner, size))
         self._contexts.append(context)
         watch = t.watch
         watch.extend(repeat(None, size))
         for i, w in snap.watch:
-            watch[start + i] = {r + first_rule for r in w}
+            watch[start + i] = set(map(first_rule.__add__, w))
         offset = start - snap.first
-        rules = self._rules
-        for rule, moved in snap.rules:
-            rules.append(_Rule(rule.run, rule.default, rule.args, rule.base + offset, (),
-                               context, moved))
-        self._touch(range(first_rule, len(rules)))
+        count = len(snap.rules)
+        self._rules.extend(snap.rules)
+        self._bases.extend(repeat(offset, count))
+        self._owners.extend(repeat(owner, count))
+        new = range(first_rule, first_rule + count)  # queued as _touch would (none was)
+        self._queue.extend(new)
+        self._queued.update(new)
+        self.changes += 1
         return offset
 
     # --------------------------------------------------------------------- read-out
+    def close(self) -> None:
+        """Drop the rules, origins and watchers (keeping the solved values, which
+        :meth:`solved` shares): provenance may refer back to whoever owns this solver, and
+        a cycle waits for the garbage collector."""
+        t = self._dims
+        t.origin, t.owner, t.watch = [], [], []
+        self._rules, self._bases, self._owners, self._contexts = [], [], [], []
+        self._queue.clear()
+        self._queued.clear()
+
     def solved(self) -> "Solver":
         """A solver holding only the solved values, for reading out after :meth:`solve`
         (no rules, origins or watchers: what a net keeps alive with its inference)."""

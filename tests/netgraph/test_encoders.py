@@ -245,7 +245,8 @@ def test_nettrain_takes_strings_for_encoded_inputs():
 
 # ------------------------------------------------------------------------ examples
 @pytest.mark.parametrize("name", ["char_model.py", "text_similarity_strings.py"])
-def test_the_coder_examples_run(name, capsys):
+def test_the_coder_examples_run(name, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/<name>` runs it: siblings import
     with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):  # as a user runs
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     assert "accuracy" in capsys.readouterr().out or name == "char_model.py"

@@ -1,17 +1,23 @@
 """Shape inference at scale: linear work, and provenance kept in copied templates.
 
 Layers that are equal values share one template: the first runs its ``template``, the others
-copy the cells and rules it created (``layers.scope.constrain``). The tests count instead of
-timing: templates run (``Inference.templates_run``) stay constant as a net grows, and rule
-runs (``Inference.steps``) grow by the same amount for every added block.
+copy the cells and rules it created (``layers.scope.constrain``); making a layer equal to one
+made before solves nothing again (``layers.scope.infer``, ``Layer._build``). The tests count
+instead of timing: templates run (``Inference.templates_run``) stay constant as a net grows,
+rule runs (``Inference.steps``) grow by the same amount for every added block, and layers
+solved on their own (``inference_runs``) do not grow with the number of equal layers made.
 """
 from __future__ import annotations
 
+import os
 import sys
 
+import numpy as np
 import pytest
 
 import netgraph as ng
+from netgraph.layers.scope import inference_runs
+from netgraph.shapes import Automatic
 
 L, Tanh = ng.LinearLayer, ng.ElementwiseLayer
 
@@ -46,12 +52,42 @@ def test_a_chain_runs_each_distinct_template_once_and_its_rules_linearly():
 
 def test_a_wide_dag_is_linear_too():
     nets = {b: wide(b) for b in (100, 200, 300)}
-    runs = [nets[b].inference.templates_run for b in (100, 200, 300)]
-    # the threading layer's template (a rule per axis once ranked) is run for every block
-    assert runs[2] - runs[1] == runs[1] - runs[0] == 100
+    # the graph, LinearLayer(8), the Plus of 4 inputs (its per-axis rules installed by each
+    # copy once its rank is known) and Tanh
+    assert {nets[b].inference.templates_run for b in (100, 200, 300)} == {4}
     steps = [nets[b].inference.steps for b in (100, 200, 300)]
     assert steps[2] - steps[1] == steps[1] - steps[0]
     assert nets[300].output_ports == {"Output": (8,)}
+
+
+def test_making_equal_layers_checks_them_once():
+    L(8), Tanh("Tanh")  # made before in this process or not: now they are
+    before = inference_runs()
+    layers, line = [L(8) if i % 2 == 0 else Tanh("Tanh") for i in range(2000)], sys._getframe().f_lineno
+    assert inference_runs()["solved"] == before["solved"]  # no layer solved again
+    assert all(layer.inference is layers[0].inference for layer in layers[::2])
+    assert all(layer.options is layers[0].options for layer in layers[::2])
+    assert layers[0].output_ports == {"Output": (8,)} and layers[1].output_ports == {"Output": Automatic}
+    assert str(layers[1999].origin) == f"{os.path.relpath(__file__)}:{line}"
+    # a layer given other arguments, or arrays, is validated and solved on its own
+    other = L(8, Input=3, Weights=np.zeros((8, 3)))
+    assert inference_runs()["solved"] == before["solved"] + 1
+    assert other.arrays["Weights"].shape == (8, 3) and layers[0].arrays == {"Weights": None, "Biases": None}
+
+
+def test_arguments_equal_as_values_but_of_other_types_are_validated_again():
+    assert L(1).options.size == 1
+    for size in (True, 1.0):  # 1 == True == 1.0, but a size must be an int
+        with pytest.raises(ng.SpecificationError, match="a size must be an int"):
+            L(size)
+
+
+def test_an_equal_bad_layer_fails_every_time_with_its_own_line():
+    for _ in range(2):
+        line = sys._getframe().f_lineno + 2
+        with pytest.raises(ng.ElementTypeError) as info:
+            L(8, Input="Integer")
+        assert f'declared port "Input" of net (LinearLayer[8])  ({os.path.relpath(__file__)}:{line})' in str(info.value)
 
 
 def test_an_error_in_a_copied_layer_names_that_layer_and_its_line():
@@ -82,3 +118,13 @@ def test_copies_of_a_template_keep_their_own_varying_lengths():
     a, b = (net.inference.port((name,), "Output").dims[0] for name in "ab")
     assert isinstance(a, ng.shapes.Varying) and isinstance(b, ng.shapes.Varying)
     assert a != b  # two independent lengths, as two separately written layers have
+
+
+def test_a_broadcast_error_in_a_copied_threading_layer_names_that_layer():
+    plus = ng.ThreadingLayer
+    with pytest.raises(ng.ShapeMismatchError) as info:
+        ng.NetGraph({"a": L(3), "b": L(3), "p1": plus("Plus"), "c": L(3), "d": L(4), "p2": plus("Plus")},
+                    [(["a", "b"], "p1"), (["c", "d"], "p2")], Input=2)
+    assert str(info.value).startswith(
+        'inconsistent size for dimension 1 of port "Output" of p2 (ThreadingLayer[Plus])\n'
+        '  expected 3 - set by port "Output" of c (LinearLayer[3])')

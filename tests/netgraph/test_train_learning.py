@@ -10,11 +10,12 @@
 * **Ragged sequence classifier**: token lists of lengths 1..60 labelled by whether a
   "trigger" token 3 is followed by token 7 somewhere; convolution + max pooling over the
   true length. Held-out accuracy >= 90 %.
-* **Text similarity with CNN + attention** (seed 002, the Keras ``Attention`` example): two
-  ragged token sequences, one embedding and one convolution shared by both (tied with
-  ``NetArray``), the query attending to the value, both pooled, catenated, an MLP head with a
-  sigmoid; synthetic pairs labelled 1 when both texts come from the same topic (each topic has
-  its own 25 of the 100 tokens, 30 % of a text's tokens are random). Validation accuracy >= 90 %.
+* **Text similarity with CNN + attention** (seed 002, the Keras ``Attention`` example, built
+  by ``text_similarity_net`` of ``examples/text_similarity.py``): two ragged token sequences,
+  one embedding and one convolution shared by both (tied with ``NetArray``), the query
+  attending to the value, both pooled, catenated, an MLP head with a sigmoid; synthetic pairs
+  labelled 1 when both texts come from the same topic (each topic has its own 25 of the 100
+  tokens, 30 % of a text's tokens are random). Validation accuracy >= 90 %.
 * **A tiny causal Transformer**: token + position embeddings, ``ng.keras.MultiHeadAttention``
   with a causal mask, residual connections, a LayerNorm built from layers (mean, subtract,
   square, mean, 1/sqrt, times, in a NetMapOperator over positions) and a feed-forward block,
@@ -26,11 +27,17 @@
 """
 from __future__ import annotations
 
+import pathlib
+import runpy
+
 import jax
 import numpy as np
 import pytest
 
 import netgraph as ng
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+text_similarity_net = runpy.run_path(str(EXAMPLES / "text_similarity.py"))["text_similarity_net"]  # seed 002
 
 
 def test_sort_digits_with_attention():
@@ -131,25 +138,9 @@ def test_text_similarity_cnn_attention():
             same.append([float(a == b)])
         return {"Query": query, "Value": value, "Target": np.array(same, np.float32)}
 
-    def embedding():
-        return ng.EmbeddingLayer(embed, vocab, Weights=ng.NetArray("token_embedding"))
-
-    def cnn():
-        return ng.ConvolutionLayer(filters, 4, padding="Same", interleaving=True,
-                                   Weights=ng.NetArray("cnn_weights"), Biases=ng.NetArray("cnn_biases"))
-
-    model = ng.NetGraph(
-        {"embed_query": embedding(), "embed_value": embedding(), "cnn_query": cnn(), "cnn_value": cnn(),
-         "attention": ng.AttentionLayer("Dot"),
-         "pool_query": ng.AggregationLayer("Mean", 0), "pool_attention": ng.AggregationLayer("Mean", 0),
-         "catenate": ng.CatenateLayer(),
-         "head": ng.NetChain([ng.LinearLayer(32), "Ramp", ng.LinearLayer(1), ng.ElementwiseLayer("LogisticSigmoid")])},
-        [(ng.NetPort("Query"), "embed_query", "cnn_query"), (ng.NetPort("Value"), "embed_value", "cnn_value"),
-         ("cnn_query", ng.NetPort("attention", "Query")), ("cnn_value", ng.NetPort("attention", "Key")),
-         ("cnn_value", ng.NetPort("attention", "Value")), ("cnn_query", "pool_query"),
-         ("attention", "pool_attention"),
-         (["pool_query", "pool_attention"], "catenate", "head", ng.NetPort("Similarity"))],
-        Query=tokens, Value=tokens)
+    model = text_similarity_net(tokens, embedding_size=embed, filters=filters,
+                                head=ng.NetChain([ng.LinearLayer(32), "Ramp", ng.LinearLayer(1),
+                                                  ng.ElementwiseLayer("LogisticSigmoid")]))
     held_out = pairs(400, 1)
     result = ng.NetTrain(model, pairs(3000, 0), loss=ng.CrossEntropyLossLayer("Binary"), validation_set=held_out,
                          max_epochs=15, batch_size=32, learning_rate=1e-2)
