@@ -25,9 +25,8 @@ It writes ``benchmarks/attention_memory.md`` (the tables) and ``benchmarks/atten
   ``jax.nn.dot_product_attention(implementation="xla")`` and a hand-written chunked online
   softmax (``lax.scan`` over key chunks of 512), all in the same interleaved rounds
   (``benchmarks/timing.py``); ratio = netgraph / the best of the three.
-* **Time, blocked vs materialised** (forward + grad, batch 2, T = 1024): each scorer
-  (blocked: Automatic for the generic scorers, ``key_block_size=512`` for "Dot" and
-  "Bilinear", which Automatic materialises at this size).
+* **Time, blocked vs materialised** (forward + grad, batch 2, T = 1024): each scorer,
+  ``key_block_size=Automatic`` against ``None``.
 * **Causal block skipping** (forward + grad of a blocked causal additive scorer, batch 1,
   T = 2048; T = 4096 with ``--large``): skipping blocks above the diagonal against the same
   blocked computation with skipping switched off (``Visibility.needed`` patched to "every
@@ -197,8 +196,7 @@ def blocked_speed(T: int, reps: int) -> list[dict]:
     rows = []
     for name in SCORERS:
         fns = {}
-        blocked = 512 if name in ("Dot", "Bilinear") else ng.Automatic  # Automatic materialises these
-        for label, block in (("blocked", blocked), ("materialised", None)):
+        for label, block in (("blocked", ng.Automatic), ("materialised", None)):
             _, grad, args = functions(attention(name, T, block), BATCH)
             fns[label] = lambda g=grad, a=concrete(args): g(*a)
         res = timed_rounds(fns, reps, 1)

@@ -366,6 +366,14 @@ the matmul fast path) x 4 bytes - would exceed this size (16 MiB)."""
 AUTOMATIC_BLOCK_BYTES = 16 * 2**20
 """The size Automatic aims at for one block's pair tensor, 16 MiB (blocks of 16 to 1024 positions)."""
 
+AUTOMATIC_SCORE_BYTES = 256 * 2**10
+"""On the matmul fast path Automatic also blocks when one head's M x P scores exceed this size
+(256 KiB: more than 256 x 256 float32 scores), with key blocks of this size / M positions (128
+to 1024); not when AttentionWeights is an output (the M x P scores are stored anyway). Measured
+on a 2-core x86 CPU (``benchmarks/bench_attention_memory.py``: batch 4, 8 heads, head size 64):
+beyond this size XLA's fused softmax-attention kernel is 1.2-1.8x slower than blocks of 128
+keys, which run at 0.7-0.95x the best hand-written attention at T = 512 to 2048."""
+
 
 def _causal(mask: Any) -> Any:
     """The visibility rule of a mask option: "TopLeftCausal" sees what "Causal" sees."""
@@ -423,6 +431,28 @@ def _scorer(layer: AttentionLayer, ctx: LowerContext) -> tuple[Optional[Any], An
     return None, jax.vmap(jax.vmap(score, in_axes=(0, None)), in_axes=(None, 0))
 
 
+@jax.custom_jvp
+def _softmax_sum(scores: jax.Array, values: jax.Array, visible: Optional[jax.Array]) -> jax.Array:
+    """``masked_softmax(scores, -1, visible) @ values`` (M, v), normalised after the weighted
+    sum (M x v divisions instead of M x P) with no select: one XLA kernel on the CPU. A row
+    that sees no key sums to 0 (every other row to >= 1); the floor at the smallest normal
+    number turns its 0 / 0 into 0. Derivatives are those of ``masked_softmax(...) @ values``
+    (autodiff of the division after the sum costs more kernels and time in the backward)."""
+    low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
+    z = scores if visible is None else jnp.where(visible, scores, low)
+    e = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True, initial=low))
+    if visible is not None:
+        e = jnp.where(visible, e, jnp.zeros((), e.dtype))
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    return (e @ values) / jnp.maximum(total, jnp.finfo(total.dtype).tiny)
+
+
+@_softmax_sum.defjvp
+def _softmax_sum_jvp(primals: tuple, tangents: tuple) -> tuple:
+    scores, values, visible = primals
+    return jax.jvp(lambda s, v: masked_softmax(s, -1, visible) @ v, primals[:2], tangents[:2])
+
+
 def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,
             queries: jax.Array, vis: Visibility, key: Optional[jax.Array], blocks: Optional[tuple]) -> tuple:
     """One head: output (M, v) and weights (M, P) or None from keys (P, k), values (P, v),
@@ -451,29 +481,27 @@ def _attend(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: j
         seen = jnp.full(M, P) if visible is None else jnp.maximum(jnp.sum(visible, axis=-1), 1)
         scores = scores / jnp.sqrt(seen.astype(scores.dtype))[:, None]
     clean, bad = clean_values(values, vis)
-    if want_weights or key is not None:
+    if transform is not None and not want_weights and key is None:  # the matmul path: one kernel
+        weights, out = None, _softmax_sum(scores, clean, visible)
+    else:  # normalised before the sum, which fuses better with a generic scoring net's pairs
         weights = masked_softmax(scores, -1, visible)
         out = (weights if key is None else dropout(weights, layer.options.dropout, key)) @ clean
-    else:  # normalised after the weighted sum: M x v divisions instead of M x P
-        weights = None
-        low = jnp.asarray(jnp.finfo(scores.dtype).min, scores.dtype)
-        z = scores if visible is None else jnp.where(visible, scores, low)
-        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True, initial=low)))
-        if visible is not None:
-            e = jnp.where(visible, e, jnp.zeros((), e.dtype))
-        total = jnp.sum(e, axis=-1, keepdims=True)
-        out = (e @ clean) / jnp.where(total == 0, jnp.ones((), total.dtype), total)
     if bad is not None:  # a row that sees a non-finite value is NaN; hidden ones never reach it
         out = poison(out, jnp.any(visible & bad[None, :], axis=-1))
     return out, weights
 
 
 def _blocks(layer: AttentionLayer, ctx: LowerContext, M: int, P: int, dtype: Any) -> Optional[tuple]:
+    """(query block, key block) or None to materialise; Automatic materialises the fast path
+    when the weights are an output (its M x P scores are all there is to store)."""
+    option = layer.options.key_block_size
     fast = layer.options.fast_path and key_transform(layer.scoring_net, ctx.child("ScoringNet")) is not None
+    if fast and option is Automatic and "AttentionWeights" in layer.output_names:
+        return None
     per_pair = 1 if fast else _pair_elements(layer, ctx)
-    return block_sizes(layer.options.key_block_size, per_pair, M, P, ctx.shape("Key")[-2] if layer.heads else 0,
+    return block_sizes(option, per_pair, M, P, ctx.shape("Key")[-2] if layer.heads else 0,
                        max(jnp.dtype(dtype).itemsize, 4), fast, layer.options.mask is not None,
-                       AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES)
+                       AUTOMATIC_PAIR_BYTES, AUTOMATIC_BLOCK_BYTES, AUTOMATIC_SCORE_BYTES)
 
 
 def _fused(layer: AttentionLayer, ctx: LowerContext, keys: jax.Array, values: jax.Array,

@@ -276,27 +276,34 @@ def batch_bound(length: Any, batch_axis: Optional[str]) -> Any:
 
 
 def block_sizes(option: Any, per_pair: int, M: int, P: int, heads: int, itemsize: int,
-                fast: bool, causal: bool, threshold: int, block_bytes: int) -> Optional[tuple[int, int]]:
+                fast: bool, causal: bool, threshold: int, block_bytes: int,
+                score_bytes: int) -> Optional[tuple[int, int]]:
     """(query block, key block), or None to materialise.
 
     ``option``: the layer's ``key_block_size`` (None, an int, or Automatic: block when the
     pair tensor ``M * P * heads * per_pair * itemsize`` exceeds ``threshold`` bytes, with
-    blocks of about ``block_bytes``; with symbolic lengths, as in an exported function
-    serving every length, Automatic materialises). The fast path blocks keys only (scores are M x bk),
-    except under a causal mask, whose skipping needs query blocks too."""
+    blocks of about ``block_bytes``; on the matmul fast path also when one head's M x P
+    scores exceed ``score_bytes`` - beyond that a blocked online softmax is faster than the
+    materialised one - with key blocks of ``score_bytes`` / M positions, 128 to 1024;
+    with symbolic lengths, as in an exported function serving every length, Automatic
+    materialises). The fast path blocks keys only (scores are M x bk), except under a causal
+    mask, whose skipping needs query blocks too."""
     if option is None:
         return None
     wide = fast and not causal
     if isinstance(option, int):
-        block = option
-    else:
-        if not (isinstance(M, int) and isinstance(P, int)):
-            return None  # symbolic lengths (ng.export): the size is unknown, materialise
-        if M * P * max(heads, 1) * per_pair * itemsize <= threshold:
-            return None
-        pairs = max(block_bytes // (max(heads, 1) * per_pair * itemsize), 1)
-        log = int(math.log2(max(pairs // M, 1))) if wide else int(math.log2(pairs)) // 2
-        block = 1 << max(4, min(10, log))
+        return (M, option) if wide else (option, option)
+    if not (isinstance(M, int) and isinstance(P, int)):
+        return None  # symbolic lengths (ng.export): the size is unknown, materialise
+    big = M * P * max(heads, 1) * per_pair * itemsize > threshold
+    slow = fast and M * P * itemsize > score_bytes
+    if not (big or slow):
+        return None
+    pairs = max(block_bytes // (max(heads, 1) * per_pair * itemsize), 1)
+    log = int(math.log2(max(pairs // M, 1))) if wide else int(math.log2(pairs)) // 2
+    block = 1 << max(4, min(10, log))
+    if fast:
+        block = min(block, 1 << max(7, min(10, int(math.log2(max(score_bytes // (M * itemsize), 1))))))
     return (M, block) if wide else (block, block)
 
 

@@ -272,15 +272,38 @@ def test_automatic_blocks_above_the_threshold(rng, monkeypatch):
     np.testing.assert_allclose(ng.lower(net)(ng.params_of(net), x)["Output"], small, rtol=1e-5, atol=1e-6)
 
 
+def test_automatic_blocks_the_fast_path_above_the_score_size(rng, monkeypatch):
+    """Past AUTOMATIC_SCORE_BYTES per head the dot path runs blocked (faster there), equal to
+    the materialised and the generic path; with AttentionWeights it stays materialised."""
+    shapes = shapes_for("Dot", 12, 12, 2)
+    x = make_data(rng, shapes, {})
+    net = ng.NetInitialize(A("Dot", multi_head=True).evolve(port_specs=shapes), seed=0)
+    jaxpr = lambda n: str(jax.make_jaxpr(ng.lower(n))(ng.params_of(n), x))  # noqa: E731
+    assert "scan" not in jaxpr(net)
+    monkeypatch.setattr(attention_module, "AUTOMATIC_SCORE_BYTES", 64)
+    assert "scan" in jaxpr(net)
+    assert "scan" not in jaxpr(ng.NetReplacePart(net, {"fast_path": False}))  # generic: pair size
+    assert "scan" not in jaxpr(ng.NetReplacePart(net, {"attention_weights": True}))
+    blocked = outputs_and_grads(net, x)
+    assert_same(blocked, outputs_and_grads(ng.NetReplacePart(net, {"key_block_size": None}), x))
+    assert_same(blocked, outputs_and_grads(ng.NetReplacePart(net, {"fast_path": False}), x))
+
+
 def test_block_sizes():
-    big = 64 * 2**20
-    # materialise at or below the threshold, block above it
-    assert block_sizes(ng.Automatic, 1, 512, 512, 8, 4, True, False, big, 2**20) is None
-    assert block_sizes(ng.Automatic, 1, 4096, 4096, 8, 4, True, False, big, 4 * 2**20) == (4096, 32)
-    assert block_sizes(ng.Automatic, 200, 4096, 4096, 0, 4, False, False, big, 4 * 2**20) == (64, 64)
-    assert block_sizes(None, 1, 10**6, 10**6, 8, 4, True, False, big, 2**20) is None
-    assert block_sizes(8, 1, 100, 100, 0, 4, True, False, big, 2**20) == (100, 8)
-    assert block_sizes(8, 1, 100, 100, 0, 4, True, True, big, 2**20) == (8, 8)  # causal: query blocks
+    big, A = 64 * 2**20, ng.Automatic
+    # materialise at or below the thresholds, block above them
+    assert block_sizes(A, 1, 512, 512, 8, 4, True, False, big, 2**20, big) is None
+    assert block_sizes(A, 1, 4096, 4096, 8, 4, True, False, big, 4 * 2**20, big) == (4096, 32)
+    assert block_sizes(A, 200, 4096, 4096, 0, 4, False, False, big, 4 * 2**20, 2**18) == (64, 64)
+    assert block_sizes(None, 1, 10**6, 10**6, 8, 4, True, False, big, 2**20, 2**18) is None
+    assert block_sizes(8, 1, 100, 100, 0, 4, True, False, big, 2**20, 2**18) == (100, 8)
+    assert block_sizes(8, 1, 100, 100, 0, 4, True, True, big, 2**20, 2**18) == (8, 8)  # causal: query blocks
+    # the fast path also blocks when one head's scores exceed score_bytes (generic scorers do not)
+    assert block_sizes(A, 1, 256, 256, 8, 4, True, False, big, big, 2**18) is None
+    assert block_sizes(A, 1, 512, 512, 8, 4, True, False, big, big, 2**18) == (512, 128)
+    assert block_sizes(A, 1, 512, 512, 8, 4, True, True, big, big, 2**18) == (128, 128)
+    assert block_sizes(A, 1, 1, 10**5, 0, 4, True, False, big, big, 2**18) == (1, 1024)
+    assert block_sizes(A, 2, 512, 512, 0, 4, False, False, big, big, 2**18) is None
 
 
 def test_visibility_counts_and_skipping():
@@ -344,3 +367,31 @@ def test_blocked_with_no_keys_or_no_queries(weights):
                                  Key=("Varying", 3), Value=("Varying", 2), Query=(2, 3)), seed=0)
     out = ng.lower(keyless)(ng.params_of(keyless), {**empty, "Query": np.ones((2, 3), np.float32)})
     assert np.all(np.asarray(out["Output"]) == 0) and out["Output"].shape == (2, 2)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_softmax_sum_derivatives(rng, masked):
+    """The materialised path's normalise-after-the-sum with its own derivative rule equals
+    ``masked_softmax(s) @ v`` in value, jvp, gradient and second derivatives (finite for a
+    row that sees no key); zero rows in 16-bit floats."""
+    from netgraph.layers.attention import _softmax_sum
+    from netgraph.layers.lowering import masked_softmax
+
+    s, v, probe = (jnp.asarray(rng.standard_normal(shape), jnp.float32) for shape in ((5, 7), (7, 3), (5, 3)))
+    visible = None
+    if masked:
+        visible = jnp.asarray(rng.random((5, 7)) > 0.4).at[1].set(False)
+    got = lambda s, v: _softmax_sum(s, v, visible)  # noqa: E731
+    want = lambda s, v: masked_softmax(s, -1, visible) @ v  # noqa: E731
+    np.testing.assert_allclose(got(s, v), want(s, v), rtol=1e-6, atol=1e-7)
+    tangents = (0.3 * s, 0.2 * v)
+    np.testing.assert_allclose(jax.jvp(got, (s, v), tangents)[1], jax.jvp(want, (s, v), tangents)[1],
+                               rtol=1e-5, atol=1e-6)
+    for order in (jax.grad, jax.hessian):
+        a, b = (order(lambda s, f=f: jnp.sum(f(s, v) * probe))(s) for f in (got, want))
+        assert np.all(np.isfinite(a))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    if masked:
+        for dtype in (jnp.float16, jnp.bfloat16):
+            out = _softmax_sum(s.astype(dtype), v.astype(dtype), visible)
+            assert np.all(np.asarray(out[1], np.float32) == 0) and np.all(np.isfinite(np.asarray(out, np.float32)))
