@@ -53,19 +53,22 @@ def structural_key(layer: Layer, inference: Any, path: tuple) -> tuple:
     """What must agree for two nodes to share one lowering: for the layer and everything
     nested in it, the class, options, solved port types, array shapes and shared-array
     names, and a container's wiring."""
-    parts = []
-    for rel, sub in iter_layers(layer, include_root=True):
-        options: Any = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper than the model's ==
-        try:
-            hash(options)
-        except TypeError:  # an option holding an array: this layer is like no other
-            options = ("unhashable", id(sub))
-        ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
-        arrays = tuple((n, None if a is None else a.shape) for n, a in sub.arrays.items())
-        ir = getattr(sub, "ir", None)
-        wiring = None if ir is None else (ir.order, frozenset(ir.edges.items()))
-        parts.append((rel, type(sub), options, ports, arrays, tuple(sorted(sub.shared.items())), wiring))
-    return tuple(parts)
+    if not layer.children():  # a leaf: itself alone
+        return (_own_key((), layer, inference, path),)
+    return tuple(_own_key(rel, sub, inference, path) for rel, sub in iter_layers(layer, include_root=True))
+
+
+def _own_key(rel: tuple, sub: Layer, inference: Any, path: tuple) -> tuple:
+    options: Any = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper than the model's ==
+    try:
+        hash(options)
+    except TypeError:  # an option holding an array: this layer is like no other
+        options = ("unhashable", id(sub))
+    ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
+    arrays = tuple((n, None if a is None else a.shape) for n, a in sub.arrays.items())
+    ir = getattr(sub, "ir", None)
+    wiring = None if ir is None else (ir.order, frozenset(ir.edges.items()))
+    return (rel, type(sub), options, ports, arrays, tuple(sorted(sub.shared.items())), wiring)
 
 
 @dataclass
