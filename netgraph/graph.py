@@ -95,7 +95,7 @@ def _named_layers(layers: Any) -> dict[str, Layer]:
     if any(name == "SharedArrays" for name, _ in items):
         raise SpecificationError('"SharedArrays" is reserved (the params of shared arrays); '
                                  "give the layer another name.")
-    return {name: as_layer(spec, f'layer "{name}"') for name, spec in items}
+    return {name: spec if isinstance(spec, Layer) else as_layer(spec, f'layer "{name}"') for name, spec in items}
 
 
 # ---------------------------------------------------------------- connection parsing

@@ -160,9 +160,12 @@ def _check_refs(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozense
                 hint=f"its {kind} ports are: {', '.join(map(repr, names)) or 'none'}.",
             )
 
-    for dst, src in edges.items():
-        check(dst, "input")
-        check(src, "output")
+    inputs, outputs = ports.inputs, ports.outputs
+    for dst, src in edges.items():  # (node, port) tuples; a graph port has node None
+        if ((dst[0] is not None and dst[1] not in inputs.get(dst[0], ()))
+                or (src[0] is not None and src[1] not in outputs.get(src[0], ()))):
+            check(dst, "input")  # one of the two raises, saying which
+            check(src, "output")
     for ref in muted:
         check(ref, "output")
 
