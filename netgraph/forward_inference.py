@@ -154,6 +154,8 @@ def _node(layer: Layer, fed: tuple) -> Optional[_Solved]:
 
 def _solve_node(layer: Layer, fed: tuple) -> Optional[_Solved]:
     names = layer.input_names
+    if any(n in layer.port_specs and not isinstance(f, PortType) for n, f in zip(names, fed)):
+        return None  # the net's declared input and the layer's own spec: the solver joins them
     given = {n: (f.to_user() if isinstance(f, PortType) else f)
              for n, f in zip(names, fed) if n not in layer.port_specs}
     try:

@@ -162,7 +162,8 @@ FORWARD = {
         [(ng.NetPort("Input"), ["e", "f"]), (["e", "f"], "cat")], Input=5),
     "index bound from the declared port": lambda: ng.NetChain(
         [ng.EmbeddingLayer(4), ng.AggregationLayer("Mean", 0), L(2)], Input=(5, ng.Restricted("Integer", 7))),
-    "a layer's own port spec": lambda: ng.NetChain([L(3, Input=4), Tanh("Tanh", Input=3)], Input=4),
+    "a layer's own port spec fed by a layer": lambda: ng.NetChain(
+        [Tanh("Tanh"), L(3, Input=4), Tanh("Tanh", Input=3)], Input=4),
 }
 
 
@@ -179,6 +180,7 @@ BACKWARD = {  # nets whose types are not decided by a forward pass: the solver r
     "size set from downstream": lambda: ng.NetChain([Tanh("Tanh"), L(2, Input=3)]),
     "a declared output": lambda: ng.NetChain([Tanh("Tanh")], Input=3, Output=3),
     "a sub-net": lambda: ng.NetChain([ng.NetChain([L(3)]), Tanh("Tanh")], Input=2),
+    "a declared input read by a layer with its own spec": lambda: ng.NetChain([L(3, Input=4)], Input=4),
 }
 
 
@@ -197,6 +199,11 @@ def test_the_forward_pass_solves_each_kind_of_node_once():
     # Linear(8) fed the declared input, Linear(8) fed a Tanh's output, Tanh: however long
     assert len(forward_inference._NODES) == 3
     assert net.inference.array(("2998",), "Weights") == (ng.shapes.Known(8), ng.shapes.Known(8))
+
+
+def test_a_declared_input_conflicting_with_a_layers_own_spec_is_an_error():
+    with pytest.raises(ng.ShapeMismatchError):
+        ng.NetChain([L(3, Input=4), Tanh("Tanh")], Input=5)
 
 
 def test_a_conflict_is_reported_by_the_solver_with_its_provenance():
