@@ -288,6 +288,7 @@ class Layer(abc.ABC):
         values.update(fields)
         if "_inference" not in fields or len(fields) > 1:  # what layers.scope.constrain memoised
             values.pop("_constraints_id", None)
+            values.pop("_made_key", None)  # (and what the construction cache knows it by)
 
     # ------------------------------------------------------------------ construction
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -316,39 +317,51 @@ class Layer(abc.ABC):
         key = _made_key(type(self), options, kwargs) if not self.__dict__ else None
         made = _MADE.get(key) if key is not None else None
         if made is not None:
-            fields, memo = made
-            self._set(**{**fields, "origin": user_site(), "port_specs": dict(fields["port_specs"]),
-                         "arrays": dict(fields["arrays"])})
-            object.__setattr__(self, "_constraints_id", memo)
+            self._take_made(key, made, user_site())
             return
         self._set(origin=user_site())
         option_values = dict(options)
         port_kw, array_kw = {}, {}
         fields = self.Options.model_fields
-        for key, value in kwargs.items():
-            if key in fields:
-                option_values[key] = value
-            elif key[:1].isupper():
-                (array_kw if key in self.arrays_declared else port_kw)[key] = value
+        for name, value in kwargs.items():
+            if name in fields:
+                option_values[name] = value
+            elif name[:1].isupper():
+                (array_kw if name in self.arrays_declared else port_kw)[name] = value
             else:
-                self._unknown(key, option_values)
+                self._unknown(name, option_values)
         self._set(options=self._validate(option_values))
         if port_kw:
             ports = {*self.input_names, *self.output_names}
-            for key in port_kw:
-                if key not in ports:
-                    self._unknown(key, option_values)
+            for name in port_kw:
+                if name not in ports:
+                    self._unknown(name, option_values)
         self._set(port_specs={k: self._port_spec(k, v) for k, v in port_kw.items()})
         self._set_arrays(array_kw)
         # inconsistent declarations fail at construction, as in Wolfram; a layer equal to
         # one made before reuses its inference (see layers.scope.infer)
         self.inference
+        self._remember_made(key)
+
+    def _take_made(self, key: tuple, made: tuple, origin: Site | None) -> None:
+        """Become the layer :data:`_MADE` holds under ``key``, made at ``origin``."""
+        fields, memo = made
+        self._set(**{**fields, "origin": origin, "port_specs": dict(fields["port_specs"]),
+                     "arrays": dict(fields["arrays"])})
+        object.__setattr__(self, "_constraints_id", memo)
+        object.__setattr__(self, "_made_key", key)
+
+    def _remember_made(self, key: tuple | None) -> None:
+        """Keep this layer's fields in :data:`_MADE` under ``key`` (when its inference can
+        be reused: see ``layers.scope.memoised_id``)."""
         memo = self.__dict__.get("_constraints_id")
-        if key is not None and memo is not None and memo[1] is not None:
-            if len(_MADE) >= _MADE_LIMIT:
-                _MADE.clear()
-            _MADE[key] = ({k: v for k, v in self.__dict__.items()
-                           if k in self._fields and k != "origin"}, memo)
+        if key is None or memo is None or memo[1] is None:
+            return
+        if len(_MADE) >= _MADE_LIMIT:
+            _MADE.clear()
+        _MADE[key] = ({k: v for k, v in self.__dict__.items()
+                       if k in self._fields and k != "origin"}, memo)
+        object.__setattr__(self, "_made_key", key)
 
     def _port_spec(self, port: str, value: Any) -> PortSpec:
         where = f'{self.type_name} port "{port}"'
@@ -454,10 +467,19 @@ class Layer(abc.ABC):
                port_specs: Mapping[str, Any] | None = None) -> "Layer":
         """A copy with some options, arrays or port specs replaced (validated again)."""
         new = object.__new__(type(self))
+        base = self.__dict__.get("_made_key")  # made from plain arguments: so is the copy
+        key = (_made_key(type(self), {}, options)
+               if base is not None and options and arrays is None and port_specs is None else None)
+        key = None if key is None else ("evolve", base, key)
+        made = _MADE.get(key) if key is not None else None
+        if made is not None:
+            new._take_made(key, made, self.origin)
+            return new
         # every field but the inferred types; what evaluating this net cached
-        # (``_evaluation``) and inference memoised (``_constraints_id``), not fields, neither
+        # (``_evaluation``), inference memoised (``_constraints_id``) and the construction
+        # cache's key (``_made_key``), not fields, neither
         new._set(**{**{k: v for k, v in self.__dict__.items()
-                       if k not in ("_evaluation", "_constraints_id")}, "_inference": None})
+                       if k not in ("_evaluation", "_constraints_id", "_made_key")}, "_inference": None})
         if options:
             new._set(options=new._validate({**self.options.model_dump(), **options}))
         if port_specs is not None:
@@ -470,6 +492,9 @@ class Layer(abc.ABC):
             new._set(port_specs=specs)
         new._set_arrays(arrays or {})
         new._after_evolve()
+        if key is not None:
+            new.inference
+            new._remember_made(key)
         return new
 
     @classmethod

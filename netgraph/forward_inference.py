@@ -57,8 +57,10 @@ def forward_inference(graph: Any) -> Optional[Inference]:
     readers = {dst[0] for dst, src in ir.edges.items() if src[0] is None and dst[0] is not None}
 
     def visit(name: str, layer: Layer, fed: dict) -> dict:
-        node = _node(layer, tuple(v.spec if type(v) is _GraphInput else v
-                                  for v in (fed[p] for p in layer.input_names)))
+        if name in readers:  # (fed is in input port order)
+            node = _node(layer, tuple(v.spec if type(v) is _GraphInput else v for v in fed.values()))
+        else:
+            node = _node(layer, tuple(fed.values()))
         if node is None:
             raise _Bail
         solved[name] = node

@@ -17,8 +17,7 @@ node at that (0-based) position. Dangling inputs become graph inputs named after
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from .layers.base import Layer, LayerOptions, shared_values, user_site
 from .layers.elementwise import ELEMENTWISE_FUNCTIONS, ElementwiseLayer
@@ -99,8 +98,7 @@ def _named_layers(layers: Any) -> dict[str, Layer]:
 
 
 # ---------------------------------------------------------------- connection parsing
-@dataclass(frozen=True)
-class _Term:
+class _Term(NamedTuple):
     """A connection endpoint: a layer, a layer's port, a graph port, or None (mute)."""
 
     kind: str  # "layer" | "port" | "graph" | "mute"
@@ -120,8 +118,8 @@ class _Parser:
 
     def __init__(self, nodes: Mapping[str, Layer]) -> None:
         self.nodes = nodes
-        self.names = list(nodes)
         self.groups: list[tuple[list[_Term], _Term, str]] = []
+        self.layers: dict[str, _Term] = {}  # one term per layer named by its name
 
     def node(self, ref: Any, rule: _Rule) -> str:
         name = child_name(self.nodes, ref)
@@ -129,7 +127,7 @@ class _Parser:
             return name
         raise NetConnectionError(
             f"The vertex {ref!r}, specified in the edge {rule}, does not exist.",
-            hint=f"the layers are: {', '.join(map(repr, self.names))}.",
+            hint=f"the layers are: {', '.join(map(repr, self.nodes))}.",
         )
 
     def term(self, item: Any, rule: _Rule) -> _Term:
@@ -143,6 +141,12 @@ class _Parser:
 
     def walk(self, item: Any, rule: _Rule) -> tuple[list[_Term], list[_Term]]:
         """Heads (where data enters ``item``) and tails (where it leaves), in order."""
+        if type(item) is str:  # the common case: a layer by its name
+            term = self.layers.get(item)
+            if term is None and item in self.nodes:
+                term = self.layers[item] = _Term("layer", item)
+            if term is not None:
+                return [term], [term]
         if isinstance(item, tuple):
             if len(item) < 2:
                 raise NetConnectionError(
@@ -157,7 +161,13 @@ class _Parser:
             return heads, tails
         if isinstance(item, list):
             heads, tails = [], []
+            layers = self.layers
             for sub in item:
+                term = layers.get(sub) if type(sub) is str else None
+                if term is not None:  # (a layer named before: no call)
+                    heads.append(term)
+                    tails.append(term)
+                    continue
                 h, t = self.walk(sub, rule)
                 heads += h
                 tails += t
@@ -257,8 +267,8 @@ class NetGraph(Layer):
     @staticmethod
     def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:
         for sources, dst, rule in groups:
-            layer = nodes.get(dst.node) if dst.kind == "layer" else None
-            if isinstance(layer, VariadicLayer) and len(sources) > 1:
+            layer = nodes.get(dst.node) if len(sources) > 1 and dst.kind == "layer" else None
+            if layer is not None and isinstance(layer, VariadicLayer):
                 if layer.variadic:
                     nodes[dst.node] = layer.with_input_count(len(sources))
                 elif len(layer.input_names) != len(sources):
@@ -271,23 +281,31 @@ class NetGraph(Layer):
     def _resolve(self, nodes: dict[str, Layer], groups: list):
         edges: dict[PortRef, PortRef] = {}
         muted: set[PortRef] = set()
+        sources_of: dict[_Term, PortRef] = {}  # out_port's answers
+        ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
 
         def out_port(term: _Term, rule: _Rule) -> PortRef:
-            if term.kind == "graph":
-                return PortRef(None, term.port)
-            if term.kind == "mute":
+            kind = term.kind
+            if kind == "graph":
+                found = PortRef(None, term.port)
+            elif kind == "mute":
                 raise NetConnectionError(f"{rule}: None can only stand last, to mute an output.")
-            layer = nodes[term.node]
-            if term.kind == "layer":
-                if not layer.output_names:
-                    raise NetConnectionError(f"{rule}: layer {term.node!r} has no output.")
-                return PortRef(term.node, layer.output_names[0])
-            if term.port not in layer.output_names:
-                raise _missing_port(term, layer, rule, "output")
-            return PortRef(term.node, term.port)
+            else:
+                layer = nodes[term.node]
+                if kind == "layer":
+                    if not layer.output_names:
+                        raise NetConnectionError(f"{rule}: layer {term.node!r} has no output.")
+                    found = ref(PortRef, (term.node, layer.output_names[0]))
+                elif term.port not in layer.output_names:
+                    raise _missing_port(term, layer, rule, "output")
+                else:
+                    found = PortRef(term.node, term.port)
+            sources_of[term] = found
+            return found
 
         def in_ports(term: _Term, count: int, rule: _Rule) -> list[PortRef]:
-            layer = nodes[term.node]
+            node = term.node
+            layer = nodes[node]
             if term.kind == "port":
                 if term.port not in layer.input_names:
                     raise _missing_port(term, layer, rule, "input")
@@ -295,21 +313,21 @@ class NetGraph(Layer):
                     raise NetConnectionError(
                         f"{rule}: {count} sources connected to the single port {term.show()}."
                     )
-                return [PortRef(term.node, term.port)]
+                return [PortRef(node, term.port)]
             names = layer.input_names
             if count == 1 and names:
-                return [PortRef(term.node, names[0])]
+                return [ref(PortRef, (node, names[0]))]
             if len(names) == count:
-                return [PortRef(term.node, n) for n in names]
+                return [ref(PortRef, (node, n)) for n in names]
             raise NetConnectionError(
-                f"{rule}: {count} sources connected to {term.node!r}, which has {len(names)} "
+                f"{rule}: {count} sources connected to {node!r}, which has {len(names)} "
                 f"input port(s) ({', '.join(names) or 'none'}).",
                 hint="name the port with NetPort(layer, port), or connect as many sources "
                 "as the layer has inputs.",
             )
 
         for sources, dst, rule in groups:
-            srcs = [out_port(s, rule) for s in sources]
+            srcs = [sources_of.get(s) or out_port(s, rule) for s in sources]
             if dst.kind == "mute":
                 for src in srcs:
                     if src.node is None:
@@ -323,14 +341,14 @@ class NetGraph(Layer):
             else:
                 targets = in_ports(dst, len(srcs), rule)
             for src, target in zip(srcs, targets):
-                if target in edges and edges[target] != src:
+                before = edges.setdefault(target, src)
+                if before is not src and before != src:
                     raise NetConnectionError(
                         f"Multiple vertices have been connected to {target.show()}: "
-                        f"{edges[target].show()} and {src.show()}.",
+                        f"{before.show()} and {src.show()}.",
                         hint="an input port has exactly one producer; combine values with "
                         "ThreadingLayer or CatenateLayer first.",
                     )
-                edges[target] = src
         return edges, muted
 
     # ----------------------------------------------------------- the Layer interface
