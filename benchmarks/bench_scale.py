@@ -40,6 +40,18 @@ from timing import paired_ratio, timed_rounds  # noqa: E402
 import netgraph as ng  # noqa: E402
 
 
+def python_speed() -> float:
+    """Seconds of CPU for a fixed pure-Python loop (10 million additions): the machine's
+    speed, printed with the results, for comparing rows measured on different machines."""
+    best = float("inf")
+    for _ in range(3):
+        t, total = time.process_time(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - t)
+    return best
+
+
 def call_overhead(reps: int) -> dict:
     net = ng.NetInitialize(ng.LinearLayer(4, Input=8), seed=0)
     x = np.ones(8, np.float32)
@@ -180,6 +192,7 @@ def main() -> None:
     parser.add_argument("--inference", action="store_true", help="row 2's building times only")
     args = parser.parse_args()
     quick = args.quick
+    print(f"0. machine: a 10-million-addition Python loop takes {python_speed():.2f} s of CPU")
     sizes = [1000, 10000] if quick else [1000, 10000, 100000]
     if args.inference:
         print("2. building a net, per layer:")

@@ -24,7 +24,7 @@ import sys
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import pydantic
@@ -167,6 +167,15 @@ def _frozen(value: Any) -> tuple | None:
         kind_key, n_key = _frozen(value.kind), _frozen(value.n)
         return None if kind_key is None or n_key is None else (Restricted, kind_key, n_key)
     return None
+
+
+@functools.cache
+def _evaluate_function() -> Callable[..., Any]:
+    """:func:`netgraph.evaluate.evaluate`, imported once (an import statement in
+    ``Layer.__call__`` would cost more than a prepared call)."""
+    from ..evaluate import evaluate
+
+    return evaluate
 
 
 @functools.lru_cache(maxsize=None)
@@ -646,9 +655,7 @@ class Layer(abc.ABC):
     def __call__(self, data: Any = None, port: Any = None, **options: Any) -> Any:
         """Evaluate on one example, a batch or a list of examples; ``port``: an output, a
         decoder property or NetPort(s) to read (see :func:`netgraph.evaluate.evaluate`)."""
-        from ..evaluate import evaluate
-
-        return evaluate(self, data, port, **options)
+        return _evaluate_function()(self, data, port, **options)
 
     def plot(self, path: Any, **options: Any) -> str:
         """Draw the net (layers, ports and inferred shapes) to an ``.svg`` or ``.png`` file."""

@@ -52,6 +52,7 @@ class EvaluationCache:
     padded_shapes: set = field(default_factory=set)
     initialized: bool = False
     fast: dict[tuple, Any] = field(default_factory=dict)  # input signature -> prepared call
+    uncoded: bool = False  # the net has no coders: evaluate() may take a prepared call at once
     produced: frozenset | None = None  # see produced_input_lengths
 
 
@@ -270,13 +271,15 @@ def _compiled(net: Layer, train: bool, seeded: bool, taps: tuple = ()) -> Any:
         stats = cache.stats
         symbols = _output_axes(net, taps)
 
-        def batch_apply(params: Any, inputs: Any, lengths: Any, rngs: Any, index: Any,
-                        valid: Any) -> Any:
+        def batch_apply(params: Any, inputs: Any, lengths: Any, *rows: Any) -> Any:
+            """``rows``, in training only: each row's rng, example number and whether it
+            is a real example (evaluation uses none of them: fewer arguments to pass)."""
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
-            def one(x: Any, n: Any, r: Any, row: Any, real: Any) -> Any:
+            def one(x: Any, n: Any, *row: Any) -> Any:
+                r, example, real = row if train else (None, None, None)
                 tapped = {path: None for path, _ in taps if path} if taps else None
-                outputs, lens = run(net, params, x, n, r if train else None, train, example=row,
+                outputs, lens = run(net, params, x, n, r, train, example=example,
                                     seeded=seeded, batch_axis=BATCH_AXIS, row_valid=real, taps=tapped)
                 if taps:
                     outputs = {f"tap{i}": tapped[path][port] if path else {**x, **outputs}[port]
@@ -284,7 +287,7 @@ def _compiled(net: Layer, train: bool, seeded: bool, taps: tuple = ()) -> Any:
                 needed = {s for axes in symbols.values() for _, s in axes}
                 return outputs, {s: lens[s] for s in needed}
 
-            return jax.vmap(one, axis_name=BATCH_AXIS)(inputs, lengths, rngs, index, valid)
+            return jax.vmap(one, axis_name=BATCH_AXIS)(inputs, lengths, *rows)
 
         cache.compiled[key] = jax.jit(batch_apply)
     return cache.compiled[key]
@@ -342,17 +345,17 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
         inputs, lengths = _pad_rows(inputs, extra), _pad_rows(lengths, extra)
         index = np.concatenate([index, np.zeros(extra, np.int32)])
     seeded = train and seed is not None
-    if seeded:
-        rngs = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch_number), rows + extra)
-    elif train:  # layers with their own seed repeat; the others get fresh randomness
-        rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
-    else:
-        rngs = np.zeros((rows + extra,), np.uint32)  # unused in evaluation mode; no eager JAX op
+    per_row: tuple = ()  # what training mode needs of each row (see _compiled)
+    if train:
+        if seeded:
+            rngs = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch_number), rows + extra)
+        else:  # layers with their own seed repeat; the others get fresh randomness
+            rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
+        valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding
+        per_row = (rngs, index.astype(np.int32), valid)  # rows never enter batch statistics
     fn = _compiled(net, train, seeded, taps)
     evaluation_cache(net).stats["calls"] += 1
-    valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding rows
-    # never enter batch statistics
-    placed = _place((inputs, lengths, rngs, index.astype(np.int32), valid), devices)
+    placed = _place((inputs, lengths, *per_row), devices)
     outputs, out_lengths = fn(_placed_params(net, devices, precision), *placed)
     return ({k: to_host(v)[:rows] for k, v in outputs.items()},
             {k: to_host(v)[:rows] for k, v in out_lengths.items()})
@@ -376,6 +379,11 @@ def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> 
     first, and an output with a NetDecoder is decoded (see :mod:`netgraph.coders`). Any other
     keyword is an :class:`InputDataError` (never silently ignored).
     """
+    cache = net.__dict__.get("_evaluation")
+    if cache is not None and cache.uncoded and port is None and not options:
+        call = cache.fast.get(_signature(net, data))
+        if call is not None:
+            return call(data)  # an input signature seen before: only value checks
     unknown = sorted(set(options) - set(EVALUATION_OPTIONS))
     if unknown:
         raise InputDataError(
@@ -386,6 +394,7 @@ def evaluate(net: Layer, data: Any = None, port: Any = None, **options: Any) -> 
     coders = coders_of(net) if net.port_specs else None
     if port is not None or coders:
         return evaluate_coded(net, data, port, coders or {}, **options)
+    evaluation_cache(net).uncoded = True
     return evaluate_raw(net, data, **options)
 
 
@@ -477,8 +486,6 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = 
             and np.dtype(dtype).itemsize > np.dtype(real).itemsize]  # the range is a value check
     fn = _compiled(fitted, False, False)
     params = _placed_params(fitted, devices, precision)
-    extra = jax.device_put((np.zeros(rows, np.uint32), np.arange(rows, dtype=np.int32),
-                            np.ones(rows, bool)), devices[0])
     stats = evaluation_cache(fitted).stats
     out_names = fitted.output_names
 
@@ -496,7 +503,7 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = 
             given = {**given, n: np.broadcast_to(a, (rows, *a.shape)) if is_batch and a.ndim == ranks[n] else a}
         inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
-        outputs, _ = fn(params, inputs, {}, *extra)
+        outputs, _ = fn(params, inputs, {})
         if len(out_names) == 1:
             value = np.asarray(outputs[out_names[0]])
             return value if is_batch else value[0]

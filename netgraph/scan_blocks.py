@@ -40,6 +40,7 @@ import numpy as np
 from .ir import GraphIR, PortRef
 from .layers.base import Layer
 from .layers.lowering import LowerContext
+from .layers.scope import memoised_id
 from .layers.tree import iter_layers
 
 MAX_PERIOD = 32
@@ -59,12 +60,15 @@ def structural_key(layer: Layer, inference: Any, path: tuple) -> tuple:
 
 
 def _own_key(rel: tuple, sub: Layer, inference: Any, path: tuple) -> tuple:
+    ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
+    same = memoised_id(sub)  # class, options, port specs and array shapes as one number, for
+    if same is not None:  # a layer holding no sub-nets nor shared arrays (most of them)
+        return (rel, same, ports)
     options: Any = (type(sub.options), tuple(vars(sub.options).items()))  # cheaper than the model's ==
     try:
         hash(options)
     except TypeError:  # an option holding an array: this layer is like no other
         options = ("unhashable", id(sub))
-    ports = tuple(inference.port(path + rel, n) for n in (*sub.input_names, *sub.output_names))
     arrays = tuple((n, None if a is None else a.shape) for n, a in sub.arrays.items())
     ir = getattr(sub, "ir", None)
     wiring = None if ir is None else (ir.order, frozenset(ir.edges.items()))
