@@ -355,10 +355,10 @@ class Layer(abc.ABC):
     def _take_made(self, key: tuple, made: tuple, origin: Site | None) -> None:
         """Become the layer :data:`_MADE` holds under ``key``, made at ``origin``."""
         fields, memo = made
-        self._set(**{**fields, "origin": origin, "port_specs": dict(fields["port_specs"]),
-                     "arrays": dict(fields["arrays"])})
-        object.__setattr__(self, "_constraints_id", memo)
-        object.__setattr__(self, "_made_key", key)
+        values = self.__dict__  # (the fields of a layer made before: no check, no _set)
+        values.update(fields)
+        values.update(origin=origin, port_specs=dict(fields["port_specs"]), arrays=dict(fields["arrays"]),
+                      _constraints_id=memo, _made_key=key)
 
     def _remember_made(self, key: tuple | None) -> None:
         """Keep this layer's fields in :data:`_MADE` under ``key`` (when its inference can

@@ -64,8 +64,10 @@ class GraphIR:
         edges = dict(edges)
         muted = frozenset(muted)
         ports = _Ports(nodes)
-        _check_refs(ports, edges, muted)
-        order, dag = _topological_order(nodes, edges)  # a cycle is reported before missing outputs
+        position = {name: i for i, name in enumerate(nodes)}
+        forward = _check_edges(ports, edges, muted, position)
+        order, dag = _topological_order(nodes, edges, position, forward)  # a cycle is
+        # reported before missing outputs
         inputs = _complete_inputs(ports, edges)
         outputs = _complete_outputs(ports, edges, muted, inputs)
         ir = cls(nodes, edges, muted, inputs, outputs, order)
@@ -143,7 +145,10 @@ class _Ports:
         self.outputs = {name: layer.output_names for name, layer in nodes.items()}
 
 
-def _check_refs(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozenset) -> None:
+def _check_edges(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozenset,
+                 position: Mapping[str, int]) -> bool:
+    """Check that every edge joins existing ports; whether every edge between two nodes
+    runs forward in declaration order (then that order is topological)."""
     nodes = ports.nodes
 
     def check(ref: PortRef, kind: str) -> None:
@@ -161,13 +166,17 @@ def _check_refs(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozense
             )
 
     inputs, outputs = ports.inputs, ports.outputs
-    for dst, src in edges.items():  # (node, port) tuples; a graph port has node None
-        if ((dst[0] is not None and dst[1] not in inputs.get(dst[0], ()))
-                or (src[0] is not None and src[1] not in outputs.get(src[0], ()))):
-            check(dst, "input")  # one of the two raises, saying which
-            check(src, "output")
+    forward = True
+    for (d, d_port), (s, s_port) in edges.items():  # a graph port has node None
+        if ((d is not None and d_port not in inputs.get(d, ()))
+                or (s is not None and s_port not in outputs.get(s, ()))):
+            check(PortRef(d, d_port), "input")  # one of the two raises, saying which
+            check(PortRef(s, s_port), "output")
+        if forward and d is not None and s is not None and position[s] >= position[d]:
+            forward = False
     for ref in muted:
         check(ref, "output")
+    return forward
 
 
 def _complete_inputs(ports: _Ports, edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
@@ -228,14 +237,13 @@ def _node_graph(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]) ->
     return dag
 
 
-def _topological_order(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef]
+def _topological_order(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
+                       position: Mapping[str, int], forward: bool
                        ) -> tuple[tuple[str, ...], nx.DiGraph | None]:
     """The lexicographic topological order (declaration order breaks ties), and the node
-    graph if it was needed. When every edge runs forward in declaration order, that order
-    is the answer (the smallest node left is always ready); one pass over the edges shows it."""
-    position = {name: i for i, name in enumerate(nodes)}
-    if all(position[src.node] < position[dst.node] for dst, src in edges.items()
-           if dst.node is not None and src.node is not None):
+    graph if it was needed. When every edge runs ``forward`` in declaration order, that
+    order is the answer (the smallest node left is always ready)."""
+    if forward:
         return tuple(nodes), None
     dag = _node_graph(nodes, edges)
     try:
