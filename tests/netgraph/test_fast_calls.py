@@ -72,3 +72,13 @@ def test_traced_call_checks_what_it_can(mlp):
         jax.jit(lambda v: mlp(v))(np.ones(4, np.float32))
     with pytest.raises(ng.InputDataError, match="needs seed"):
         jax.jit(lambda v: mlp(v, train=True))(np.ones(3, np.float32))
+
+
+def test_a_net_with_a_decoder_decodes_every_repeated_call(randn):
+    net = ng.NetInitialize(ng.NetChain([ng.LinearLayer(3), ng.SoftmaxLayer()], Input=4,
+                                       Output=ng.NetDecoder("Class", ["a", "b", "c"])), seed=0)
+    x = randn(4)
+    first = net(x)
+    assert first in ("a", "b", "c") and net(x) == first and net(x) == first
+    probabilities = net(x, "Probabilities")
+    assert set(probabilities) == {"a", "b", "c"} and net(x) == first

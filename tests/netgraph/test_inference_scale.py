@@ -85,6 +85,30 @@ def test_making_equal_layers_checks_them_once():
     assert other.arrays["Weights"].shape == (8, 3) and layers[0].arrays == {"Weights": None, "Biases": None}
 
 
+def test_a_layer_given_port_shapes_is_made_once_too():
+    L(8, Input=3)
+    before = inference_runs()
+    a, b = L(8, Input=3), L(8, Input=3)
+    assert inference_runs()["solved"] == before["solved"]
+    assert a.port_specs == b.port_specs and a.port_specs is not b.port_specs
+    assert a.input_ports == {"Input": (3,)} and b.output_ports == {"Output": (8,)}
+    assert L(8, Input=4).input_ports == {"Input": (4,)}  # other port shapes: another layer
+
+
+def test_resizing_a_variadic_layer_made_before_validates_it_once():
+    ng.ThreadingLayer("Plus").with_input_count(3)
+    before = inference_runs()
+    plus, line = ng.ThreadingLayer("Plus"), sys._getframe().f_lineno
+    resized = [plus.with_input_count(3) for _ in range(3)]
+    assert inference_runs()["solved"] == before["solved"]
+    assert len({id(r) for r in resized}) == 3 and all(r.inference is resized[0].inference for r in resized)
+    assert resized[0].input_names == ("Input1", "Input2", "Input3") and resized[0].options.inputs == 3
+    assert str(resized[2].origin) == f"{os.path.relpath(__file__)}:{line}"  # where its source was made
+    assert plus.with_input_count(4).input_names[-1] == "Input4"  # another count: another layer
+    with pytest.raises(ng.SpecificationError):
+        plus.evolve(options={"inputs": 0})
+
+
 def test_arguments_equal_as_values_but_of_other_types_are_validated_again():
     assert L(1).options.size == 1
     for size in (True, 1.0):  # 1 == True == 1.0, but a size must be an int
