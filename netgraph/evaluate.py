@@ -456,9 +456,9 @@ def _signature(net: Layer, data: Any) -> tuple | None:
     """What the checks that depend only on shapes and dtypes see: (port, shape, dtype) per
     port, for NumPy data; None for anything else (lists, tracers, Python values)."""
     if isinstance(data, np.ndarray) and len(net.input_names) == 1:
-        return ((None, data.shape, data.dtype.str),)
+        return ((None, data.shape, data.dtype),)
     if isinstance(data, dict) and data and all(isinstance(v, np.ndarray) for v in data.values()):
-        return tuple(sorted((k, v.shape, v.dtype.str) for k, v in data.items()))
+        return tuple(sorted((k, v.shape, v.dtype) for k, v in data.items()))
     return None
 
 
@@ -484,6 +484,7 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = 
               if isinstance(types[n].element, Index) and isinstance(types[n].element.n, Known)]
     wide = [n for n, (_, _, dtype) in zip(shapes, key) if np.dtype(dtype).kind == "f"
             and np.dtype(dtype).itemsize > np.dtype(real).itemsize]  # the range is a value check
+    as_given = not masks and all(np.dtype(dtype) == dtypes[n] for n, (_, _, dtype) in zip(shapes, key))
     fn = _compiled(fitted, False, False)
     params = _placed_params(fitted, devices, precision)
     stats = evaluation_cache(fitted).stats
@@ -497,11 +498,14 @@ def _fast_call(net: Layer, key: tuple, devices: Sequence[Any], precision: str = 
                 return _evaluate_arrays(net, given, False, None, devices, precision=precision)  # raises the message
         for n in wide:
             check_float_range(f'Data provided to port "{n}"', given[n], real)
-        for n in masks:  # floats and a mask shared by the batch, as the full path takes them
-            a = given[n]
-            a = (a != 0) if a.dtype.kind == "f" else a
-            given = {**given, n: np.broadcast_to(a, (rows, *a.shape)) if is_batch and a.ndim == ranks[n] else a}
-        inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
+        if as_given:
+            inputs = given if is_batch else {n: a[None] for n, a in given.items()}
+        else:
+            for n in masks:  # floats and a mask shared by the batch, as the full path takes them
+                a = given[n]
+                a = (a != 0) if a.dtype.kind == "f" else a
+                given = {**given, n: np.broadcast_to(a, (rows, *a.shape)) if is_batch and a.ndim == ranks[n] else a}
+            inputs = {n: (a if is_batch else a[None]).astype(dtypes[n], copy=False) for n, a in given.items()}
         stats["calls"] += 1
         outputs, _ = fn(params, inputs, {})
         if len(out_names) == 1:
