@@ -145,17 +145,21 @@ def _pairs_chain(k: int) -> ng.Layer:
 
 
 def compile_time(blocks: list[int], unrolled: list[int]) -> dict:
-    """First call of ``net(x)`` (repeated blocks lowered as one lax.scan) per block count,
+    """First call of ``net(x)`` (repeated blocks lowered as one lax.scan) per block count
+    (the median of three),
     and the same net lowered unrolled (``ng.lower(net, scan_blocks=False)``, jitted) for
     the counts in ``unrolled`` - the reference."""
     x = np.ones(64, np.float32)
     out: dict = {"scan": {}, "unrolled": {}}
     _pairs_chain(2)(x)  # JAX's own first-compile costs are no block's
-    for k in blocks:
-        net = _pairs_chain(k)
-        t = time.perf_counter()
-        net(x)
-        out["scan"][k] = time.perf_counter() - t
+    for k in blocks:  # the median of three first calls (of three equal nets)
+        times = []
+        for _ in range(3):
+            net = _pairs_chain(k)
+            t = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - t)
+        out["scan"][k] = float(np.median(times))
     for k in unrolled:
         net = _pairs_chain(k)
         apply = ng.lower(net, scan_blocks=False)

@@ -111,7 +111,7 @@ def _find_runs(ir: GraphIR, inference: Any, path: tuple, taps: Any) -> list[Run]
     keys = []
     for name in order:
         node = path + (name,)
-        if any(p[:len(node)] == node for p in taps):
+        if taps and any(p[:len(node)] == node for p in taps):
             keys.append(-1 - len(keys))  # unique: never repeated
             continue
         key = structural_key(ir.nodes[name], inference, node)
