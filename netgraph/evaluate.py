@@ -272,8 +272,9 @@ def _compiled(net: Layer, train: bool, seeded: bool, taps: tuple = ()) -> Any:
         symbols = _output_axes(net, taps)
 
         def batch_apply(params: Any, inputs: Any, lengths: Any, *rows: Any) -> Any:
-            """``rows``, in training only: each row's rng, example number and whether it
-            is a real example (evaluation uses none of them: fewer arguments to pass)."""
+            """``rows``, in training (and for a net without inputs): each row's rng, example
+            number and whether it is a real example (evaluation uses none of them: fewer
+            arguments to pass)."""
             stats["compilations"] += 1  # runs once per trace, i.e. per compilation
 
             def one(x: Any, n: Any, *row: Any) -> Any:
@@ -345,11 +346,12 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
         inputs, lengths = _pad_rows(inputs, extra), _pad_rows(lengths, extra)
         index = np.concatenate([index, np.zeros(extra, np.int32)])
     seeded = train and seed is not None
-    per_row: tuple = ()  # what training mode needs of each row (see _compiled)
-    if train:
+    per_row: tuple = ()  # what training mode needs of each row (see _compiled); a net
+    if train or not inputs:  # without inputs takes them too, for their batch axis
+        rngs = np.zeros((rows + extra,), np.uint32)  # (unused in evaluation mode)
         if seeded:
             rngs = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch_number), rows + extra)
-        else:  # layers with their own seed repeat; the others get fresh randomness
+        elif train:  # layers with their own seed repeat; the others get fresh randomness
             rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
         valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding
         per_row = (rngs, index.astype(np.int32), valid)  # rows never enter batch statistics
