@@ -52,7 +52,8 @@ def forward_inference(graph: Any) -> Optional[Inference]:
         if spec is None or spec.dims is None:
             return None
         declared[name] = _GraphInput(name, _canonical(spec))
-    solved: dict[str, _Solved] = {}
+    ports: dict[str, dict[str, PortType]] = {}  # node -> its port types
+    arrays: dict[str, dict[str, tuple]] = {}  # node -> its array shapes (nodes with arrays)
     read: dict[str, PortType] = {}  # graph input -> the type its readers solve it to
     readers = {dst[0] for dst, src in ir.edges.items() if src[0] is None and dst[0] is not None}
 
@@ -63,7 +64,9 @@ def forward_inference(graph: Any) -> Optional[Inference]:
             node = _node(layer, tuple(fed.values()))
         if node is None:
             raise _Bail
-        solved[name] = node
+        ports[name] = node.ports
+        if node.arrays:
+            arrays[name] = node.arrays
         if name in readers:
             for port, value in fed.items():
                 if type(value) is _GraphInput and read.setdefault(value.name, node.ports[port]) != node.ports[port]:
@@ -79,8 +82,7 @@ def forward_inference(graph: Any) -> Optional[Inference]:
     graph_ports = {name: read[name] for name in ir.inputs}
     for name, value in outputs.items():
         graph_ports[name] = read[value.name] if type(value) is _GraphInput else value
-    return Inference(_Table(graph_ports, {n: s.ports for n, s in solved.items()}),
-                     _Table({}, {n: s.arrays for n, s in solved.items() if s.arrays}))
+    return Inference(_Table(graph_ports, ports), _Table({}, arrays))
 
 
 class _GraphInput(NamedTuple):

@@ -89,12 +89,16 @@ def _named_layers(layers: Any) -> dict[str, Layer]:
         raise SpecificationError(
             f"the layers of a net must be a list or a dict; found {type(layers).__name__}."
         )
-    if not items:
+    named = dict(items)
+    if not named:
         raise SpecificationError("NetGraph objects must contain at least one layer.")
-    if any(name == "SharedArrays" for name, _ in items):
+    if "SharedArrays" in named:
         raise SpecificationError('"SharedArrays" is reserved (the params of shared arrays); '
                                  "give the layer another name.")
-    return {name: spec if isinstance(spec, Layer) else as_layer(spec, f'layer "{name}"') for name, spec in items}
+    for name, spec in named.items():
+        if Layer not in type(spec).__mro__:  # (isinstance on an ABC is slower, per layer)
+            named[name] = as_layer(spec, f'layer "{name}"')
+    return named
 
 
 # ---------------------------------------------------------------- connection parsing
@@ -327,7 +331,9 @@ class NetGraph(Layer):
             )
 
         for sources, dst, rule in groups:
-            srcs = [sources_of.get(s) or out_port(s, rule) for s in sources]
+            srcs = []  # (a loop: a comprehension is a call of its own, per connection)
+            for s in sources:
+                srcs.append(sources_of.get(s) or out_port(s, rule))
             if dst.kind == "mute":
                 for src in srcs:
                     if src.node is None:

@@ -125,8 +125,10 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
     for name in ir.order:
         if subset is not None and name not in subset:
             continue
-        layer = table[name]  # (name, port) tuples are equal to PortRefs, and cheaper
-        fed = {port: values[edges[(name, port)]] for port in layer.input_names}
+        layer = table[name]
+        fed = {}  # (a loop: a comprehension is a call of its own, per node)
+        for port in layer.input_names:
+            fed[port] = values[edges[(name, port)]]  # ((name, port) equals the PortRef)
         for port, value in visit(name, layer, fed).items():
             values[(name, port)] = value
     if outputs is None:
