@@ -348,11 +348,12 @@ def _call(net: Layer, inputs: dict, lengths: dict, index: np.ndarray, train: boo
     seeded = train and seed is not None
     per_row: tuple = ()  # what training mode needs of each row (see _compiled); a net
     if train or not inputs:  # without inputs takes them too, for their batch axis
-        rngs = np.zeros((rows + extra,), np.uint32)  # (unused in evaluation mode)
         if seeded:
             rngs = jax.random.split(jax.random.fold_in(jax.random.key(seed), batch_number), rows + extra)
         elif train:  # layers with their own seed repeat; the others get fresh randomness
             rngs = jax.random.split(jax.random.key(int(np.random.SeedSequence().entropy % 2**31)), rows + extra)
+        else:
+            rngs = np.zeros((rows + extra,), np.uint32)  # unused in evaluation mode
         valid = np.arange(rows + extra) < (rows if real_rows is None else real_rows)  # padding
         per_row = (rngs, index.astype(np.int32), valid)  # rows never enter batch statistics
     fn = _compiled(net, train, seeded, taps)

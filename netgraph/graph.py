@@ -272,7 +272,7 @@ class NetGraph(Layer):
     def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:
         for sources, dst, rule in groups:
             layer = nodes.get(dst.node) if len(sources) > 1 and dst.kind == "layer" else None
-            if layer is not None and isinstance(layer, VariadicLayer):
+            if isinstance(layer, VariadicLayer):
                 if layer.variadic:
                     nodes[dst.node] = layer.with_input_count(len(sources))
                 elif len(layer.input_names) != len(sources):
