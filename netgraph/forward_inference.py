@@ -58,16 +58,17 @@ def forward_inference(graph: Any) -> Optional[Inference]:
     readers = {dst[0] for dst, src in ir.edges.items() if src[0] is None and dst[0] is not None}
 
     def visit(name: str, layer: Layer, fed: dict) -> dict:
-        if name in readers:  # (fed is in input port order)
+        reads = name in readers
+        if reads:  # solved with the declared specs of the graph inputs it reads
             node = _node(layer, tuple(v.spec if type(v) is _GraphInput else v for v in fed.values()))
         else:
-            node = _node(layer, tuple(fed.values()))
+            node = _node(layer, tuple(fed.values()))  # (fed is in input port order)
         if node is None:
             raise _Bail
         ports[name] = node.ports
         if node.arrays:
             arrays[name] = node.arrays
-        if name in readers:
+        if reads:
             for port, value in fed.items():
                 if type(value) is _GraphInput and read.setdefault(value.name, node.ports[port]) != node.ports[port]:
                     raise _Bail  # two readers solve one input to different types
@@ -147,7 +148,7 @@ def _node(layer: Layer, fed: tuple) -> Optional[_Solved]:
     key_id = memoised_id(layer)
     if key_id is None:
         return None
-    key = (key_id, *map(id, fed))
+    key = (key_id, id(fed[0])) if len(fed) == 1 else (key_id, *map(id, fed))
     found = _NODES.get(key)
     if found is None:
         if len(_NODES) >= _LIMIT:

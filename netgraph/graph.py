@@ -118,12 +118,26 @@ class _Term(NamedTuple):
 
 
 class _Parser:
-    """Turns the connection list into ordered (sources, destination) groups."""
+    """Turns the connection list into ordered (sources, destination) groups. Edges into the
+    same layer (port unnamed) form one group, its sources in order, as in Wolfram:
+    ``1 -> 3`` and ``2 -> 3`` fill layer 3's inputs in that order."""
 
     def __init__(self, nodes: Mapping[str, Layer]) -> None:
         self.nodes = nodes
-        self.groups: list[tuple[list[_Term], _Term, str]] = []
+        self.groups: list[tuple[list[_Term], _Term, _Rule]] = []
         self.layers: dict[str, _Term] = {}  # one term per layer named by its name
+        self.group_of: dict[str, int] = {}  # layer -> its group (for edges into the layer)
+
+    def add(self, sources: list[_Term], dst: _Term, rule: _Rule) -> None:
+        groups = self.groups
+        if dst.kind == "layer":
+            i = self.group_of.get(dst.node)
+            if i is not None:
+                before, _, first_rule = groups[i]
+                groups[i] = (before + sources, dst, first_rule + rule)
+                return
+            self.group_of[dst.node] = len(groups)
+        groups.append((list(sources), dst, rule))
 
     def node(self, ref: Any, rule: _Rule) -> str:
         name = child_name(self.nodes, ref)
@@ -160,7 +174,7 @@ class _Parser:
             for nxt in item[1:]:
                 h, t = self.walk(nxt, rule)
                 for dst in h:
-                    self.groups.append((list(tails), dst, rule))
+                    self.add(tails, dst, rule)
                 tails = t
             return heads, tails
         if isinstance(item, list):
@@ -235,10 +249,9 @@ class NetGraph(Layer):
         return parser.groups
 
     def _assemble(self, nodes: dict[str, Layer], groups: list, port_shapes: Mapping[str, Any]) -> None:
-        groups = _merge_by_destination(groups)
-        nodes = self._size_variadic(dict(nodes), groups)
+        nodes = dict(nodes)  # (variadic layers are re-sized in it)
         edges, muted = self._resolve(nodes, groups)
-        self._set_ir(GraphIR.from_edges(nodes, edges, muted), port_shapes)
+        self._set_ir(GraphIR.from_edges(nodes, edges, muted, checked=True), port_shapes)
 
     ir: GraphIR
 
@@ -267,20 +280,6 @@ class NetGraph(Layer):
     edges = property(lambda self: self.ir.edges)
     order = property(lambda self: self.ir.order)
     muted = property(lambda self: self.ir.muted)
-
-    @staticmethod
-    def _size_variadic(nodes: dict[str, Layer], groups: list) -> dict[str, Layer]:
-        for sources, dst, rule in groups:
-            layer = nodes.get(dst.node) if len(sources) > 1 and dst.kind == "layer" else None
-            if isinstance(layer, VariadicLayer):
-                if layer.variadic:
-                    nodes[dst.node] = layer.with_input_count(len(sources))
-                elif len(layer.input_names) != len(sources):
-                    raise NetConnectionError(
-                        f"{rule}: {len(sources)} sources connected to {dst.node!r}, which has "
-                        f"{len(layer.input_names)} inputs ({', '.join(layer.input_names)})."
-                    )
-        return nodes
 
     def _resolve(self, nodes: dict[str, Layer], groups: list):
         edges: dict[PortRef, PortRef] = {}
@@ -321,6 +320,15 @@ class NetGraph(Layer):
             names = layer.input_names
             if count == 1 and names:
                 return [ref(PortRef, (node, names[0]))]
+            if count > 1 and isinstance(layer, VariadicLayer):
+                if layer.variadic:  # sized by its sources
+                    layer = nodes[node] = layer.with_input_count(count)
+                    names = layer.input_names
+                elif len(names) != count:
+                    raise NetConnectionError(
+                        f"{rule}: {count} sources connected to {node!r}, which has "
+                        f"{len(names)} inputs ({', '.join(names)})."
+                    )
             if len(names) == count:
                 return [ref(PortRef, (node, n)) for n in names]
             raise NetConnectionError(
@@ -444,23 +452,6 @@ def _count(n: int) -> str:
     return f"{n} layer" if n == 1 else f"{n} layers"
 
 
-def _merge_by_destination(groups: list) -> list:
-    """Edges into the same layer (port unnamed) form one ordered source list, as in
-    Wolfram: ``1 -> 3`` and ``2 -> 3`` fill layer 3's inputs in that order."""
-    merged: list = []
-    by_layer: dict[str, int] = {}
-    for sources, dst, rule in groups:
-        if dst.kind == "layer" and dst.node in by_layer:
-            i = by_layer[dst.node]
-            before, _, first_rule = merged[i]
-            merged[i] = (before + list(sources), dst, first_rule + rule)
-            continue
-        if dst.kind == "layer":
-            by_layer[dst.node] = len(merged)
-        merged.append((list(sources), dst, rule))
-    return merged
-
-
 def _missing_port(term: _Term, layer: Layer, rule: _Rule, kind: str) -> NetConnectionError:
     names = layer.output_names if kind == "output" else layer.input_names
     return NetConnectionError(
@@ -499,7 +490,7 @@ class NetChain(NetGraph):
                         "outputs; all layers before the last must have exactly one output port."
                     )
                 before = ref(PortRef, (name, outputs[0]))
-        self._set_ir(GraphIR.from_edges(nodes, edges), port_shapes)
+        self._set_ir(GraphIR.from_edges(nodes, edges, checked=True), port_shapes)
 
     def describe(self) -> str:
         return f"NetChain[{_count(len(self.nodes))}]"

@@ -57,23 +57,32 @@ class GraphIR:
 
     @classmethod
     def from_edges(cls, nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
-                   muted: Iterable[PortRef] = ()) -> "GraphIR":
+                   muted: Iterable[PortRef] = (), *, checked: bool = False) -> "GraphIR":
         """The IR of ``nodes`` wired by ``edges`` (destination -> source), completed with
-        graph ports for dangling inputs and outputs."""
+        graph ports for dangling inputs and outputs. ``checked``: the caller built every
+        edge from the nodes' own port names (NetGraph's and NetChain's parsers do), so the
+        check that they exist is skipped."""
         nodes = dict(nodes)
         edges = dict(edges)
         muted = frozenset(muted)
-        ports = _Ports(nodes)
-        position = {name: i for i, name in enumerate(nodes)}
-        forward = _check_edges(ports, edges, muted, position)
-        order, dag = _topological_order(nodes, edges, position, forward)  # a cycle is
-        # reported before missing outputs
-        inputs = _complete_inputs(ports, edges)
-        outputs = _complete_outputs(ports, edges, muted, inputs)
-        ir = cls(nodes, edges, muted, inputs, outputs, order)
+        if not checked:
+            _check_edges(nodes, edges, muted)
+        table = _Completion(nodes, edges, muted)
+        order, dag = _topological_order(nodes, edges, table.position, table.forward)  # a
+        # cycle is reported before missing outputs
+        outputs = _name_outputs(table.dangling, edges, table.inputs)
+        ir = cls(nodes, edges, muted, table.inputs, outputs, order)
+        ir.__dict__["fed_by"] = table.fed_by
         if dag is not None:
             ir.__dict__["dag"] = dag
         return ir
+
+    @cached_property
+    def fed_by(self) -> dict[str, tuple[tuple[str, PortRef], ...]]:
+        """Node -> its (input port, producer) pairs in input-port order: the walker's table."""
+        edges = self.edges
+        return {name: tuple((p, edges[(name, p)]) for p in layer.input_names)
+                for name, layer in self.nodes.items()}
 
     @cached_property
     def dag(self) -> nx.DiGraph:
@@ -119,39 +128,27 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
     Returns graph output name -> value, or, when ``outputs`` names ports, PortRef -> value
     (a graph output ref gives the value of its producer).
     """
-    values: dict[tuple, V] = {PortRef(None, n): v for n, v in inputs.items()}
+    results: dict[Any, Mapping[str, V]] = {None: dict(inputs)}  # node -> its outputs
     subset = None if nodes is None else set(nodes)
-    edges, table = ir.edges, ir.nodes
+    fed_by, table = ir.fed_by, ir.nodes
     for name in ir.order:
         if subset is not None and name not in subset:
             continue
-        layer = table[name]
         fed = {}  # (a loop: a comprehension is a call of its own, per node)
-        for port in layer.input_names:
-            fed[port] = values[edges[(name, port)]]  # ((name, port) equals the PortRef)
-        for port, value in visit(name, layer, fed).items():
-            values[(name, port)] = value
+        for port, (node, src_port) in fed_by[name]:
+            fed[port] = results[node][src_port]
+        results[name] = visit(name, table[name], fed)
+    edges = ir.edges
     if outputs is None:
-        return {n: values[ir.edges[PortRef(None, n)]] for n in ir.outputs}
-    return {ref: values[ir.edges[ref] if ref.node is None else ref] for ref in outputs}
+        return {n: results[src[0]][src[1]] for n, src in ((n, edges[(None, n)]) for n in ir.outputs)}
+    return {ref: results[src[0]][src[1]]
+            for ref, src in ((ref, edges[ref] if ref[0] is None else ref) for ref in outputs)}
 
 
 # ------------------------------------------------------------------------- building
-class _Ports:
-    """The nodes, with every node's input and output port names read once (a layer's
-    ``input_names`` may be computed on each call)."""
-
-    def __init__(self, nodes: Mapping[str, Layer]) -> None:
-        self.nodes = nodes
-        self.inputs = {name: layer.input_names for name, layer in nodes.items()}
-        self.outputs = {name: layer.output_names for name, layer in nodes.items()}
-
-
-def _check_edges(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozenset,
-                 position: Mapping[str, int]) -> bool:
-    """Check that every edge joins existing ports; whether every edge between two nodes
-    runs forward in declaration order (then that order is topological)."""
-    nodes = ports.nodes
+def _check_edges(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
+                 muted: frozenset) -> None:
+    """Check that every edge and muted output names an existing port."""
 
     def check(ref: PortRef, kind: str) -> None:
         if ref.node is None:
@@ -160,51 +157,69 @@ def _check_edges(ports: _Ports, edges: Mapping[PortRef, PortRef], muted: frozens
         if layer is None:
             raise NetConnectionError(f"the connections name the unknown layer {ref.node!r}.",
                                      hint=f"the layers are: {', '.join(map(repr, nodes))}.")
-        names = (ports.inputs if kind == "input" else ports.outputs)[ref.node]
+        names = layer.input_names if kind == "input" else layer.output_names
         if ref.port not in names:
             raise NetConnectionError(
                 f"the {kind} port {ref.port!r} of layer {ref.node!r} ({layer.describe()}) does not exist.",
                 hint=f"its {kind} ports are: {', '.join(map(repr, names)) or 'none'}.",
             )
 
-    inputs, outputs = ports.inputs, ports.outputs
-    forward = True
-    for (d, d_port), (s, s_port) in edges.items():  # a graph port has node None
-        if ((d is not None and d_port not in inputs.get(d, ()))
-                or (s is not None and s_port not in outputs.get(s, ()))):
-            check(PortRef(d, d_port), "input")  # one of the two raises, saying which
-            check(PortRef(s, s_port), "output")
-        if forward and d is not None and s is not None and position[s] >= position[d]:
-            forward = False
+    for dst, src in edges.items():  # a graph port has node None
+        check(dst, "input")
+        check(src, "output")
     for ref in muted:
         check(ref, "output")
-    return forward
 
 
-def _complete_inputs(ports: _Ports, edges: dict[PortRef, PortRef]) -> tuple[str, ...]:
-    inputs: dict[str, None] = {}  # an ordered set
-    for src in edges.values():
-        if src.node is None:
-            inputs[src.port] = None
-    for name, names in ports.inputs.items():
-        for port in names:
-            if (name, port) not in edges:  # (a tuple equals the PortRef)
-                edges[PortRef(name, port)] = PortRef(None, port)
-                inputs[port] = None
-    return tuple(inputs)
+class _Completion:
+    """One pass over the nodes of a checked edge table: each node's position and
+    (port, producer) pairs; dangling inputs completed with graph inputs named after their
+    port (into ``edges``); the graph inputs in order (those named by edges first); the
+    dangling outputs; and whether every edge between two nodes runs forward in declaration
+    order (then that order is topological)."""
+
+    def __init__(self, nodes: Mapping[str, Layer], edges: dict[PortRef, PortRef],
+                 muted: frozenset) -> None:
+        inputs: dict[str, None] = {}  # an ordered set
+        for src in edges.values():
+            if src[0] is None:
+                inputs[src[1]] = None
+        consumed = set(edges.values())
+        position: dict[str, int] = {}
+        fed_by: dict[str, tuple] = {}
+        dangling: list[PortRef] = []
+        forward = True
+        ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
+        for i, (name, layer) in enumerate(nodes.items()):
+            position[name] = i
+            feeds = []
+            for port in layer.input_names:
+                src = edges.get((name, port))  # (a tuple equals the PortRef)
+                if src is None:
+                    src = edges[ref(PortRef, (name, port))] = ref(PortRef, (None, port))
+                    inputs[port] = None
+                elif forward and src[0] is not None and position.get(src[0], i) >= i:
+                    forward = False
+                feeds.append((port, src))
+            fed_by[name] = tuple(feeds)
+            for port in layer.output_names:
+                out = ref(PortRef, (name, port))
+                if out not in consumed and out not in muted:
+                    dangling.append(out)
+        self.inputs, self.position, self.fed_by = tuple(inputs), position, fed_by
+        self.dangling, self.forward = dangling, forward
 
 
-def _complete_outputs(ports: _Ports, edges: dict[PortRef, PortRef], muted: frozenset,
-                      inputs: tuple[str, ...]) -> tuple[str, ...]:
+def _name_outputs(dangling: list[PortRef], edges: dict[PortRef, PortRef],
+                  inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The graph outputs: those named by edges, then the dangling outputs named after their
+    port (clashes suffixed ``Output1``, ``Output2``, ...; added to ``edges``)."""
     explicit = [dst.port for dst in edges if dst.node is None]
     clash = set(explicit) & set(inputs)
     if clash:
         raise NetConnectionError(
             f"the graph port {sorted(clash)[0]!r} is used both as an input and an output."
         )
-    consumed = set(edges.values())
-    dangling = [PortRef(name, port) for name, names in ports.outputs.items() for port in names
-                if (name, port) not in consumed and (name, port) not in muted]
     counts: dict[str, int] = {}
     for ref in dangling:
         counts[ref.port] = counts.get(ref.port, 0) + 1
