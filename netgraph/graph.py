@@ -339,6 +339,15 @@ class NetGraph(Layer):
             )
 
         for sources, dst, rule in groups:
+            if dst[0] == "layer" and len(sources) == 1:  # the common case, inline
+                src = sources_of.get(sources[0]) or out_port(sources[0], rule)
+                names = nodes[dst[1]].input_names
+                if names:
+                    target = ref(PortRef, (dst[1], names[0]))
+                    before = edges.setdefault(target, src)
+                    if before is not src and before != src:
+                        raise _two_producers(target, before, src)
+                    continue
             srcs = []  # (a loop: a comprehension is a call of its own, per connection)
             for s in sources:
                 srcs.append(sources_of.get(s) or out_port(s, rule))
@@ -357,12 +366,7 @@ class NetGraph(Layer):
             for src, target in zip(srcs, targets):
                 before = edges.setdefault(target, src)
                 if before is not src and before != src:
-                    raise NetConnectionError(
-                        f"Multiple vertices have been connected to {target.show()}: "
-                        f"{before.show()} and {src.show()}.",
-                        hint="an input port has exactly one producer; combine values with "
-                        "ThreadingLayer or CatenateLayer first.",
-                    )
+                    raise _two_producers(target, before, src)
         return edges, muted
 
     # ----------------------------------------------------------- the Layer interface
@@ -450,6 +454,15 @@ class NetGraph(Layer):
 
 def _count(n: int) -> str:
     return f"{n} layer" if n == 1 else f"{n} layers"
+
+
+def _two_producers(target: PortRef, before: PortRef, src: PortRef) -> NetConnectionError:
+    return NetConnectionError(
+        f"Multiple vertices have been connected to {target.show()}: "
+        f"{before.show()} and {src.show()}.",
+        hint="an input port has exactly one producer; combine values with "
+        "ThreadingLayer or CatenateLayer first.",
+    )
 
 
 def _missing_port(term: _Term, layer: Layer, rule: _Rule, kind: str) -> NetConnectionError:

@@ -78,10 +78,11 @@ class GraphIR:
         return ir
 
     @cached_property
-    def fed_by(self) -> dict[str, tuple[tuple[str, PortRef], ...]]:
-        """Node -> its (input port, producer) pairs in input-port order: the walker's table."""
+    def fed_by(self) -> dict[str, list[tuple[str, PortRef]]]:
+        """Node -> its (input port, producer) pairs in input-port order: the walker's table
+        (read only)."""
         edges = self.edges
-        return {name: tuple((p, edges[(name, p)]) for p in layer.input_names)
+        return {name: [(p, edges[(name, p)]) for p in layer.input_names]
                 for name, layer in self.nodes.items()}
 
     @cached_property
@@ -185,27 +186,27 @@ class _Completion:
             if src[0] is None:
                 inputs[src[1]] = None
         consumed = set(edges.values())
-        position: dict[str, int] = {}
-        fed_by: dict[str, tuple] = {}
+        consumed.update(muted)  # (not dangling either)
+        position = dict(zip(nodes, range(len(nodes))))
+        fed_by: dict[str, list] = {}
         dangling: list[PortRef] = []
         forward = True
+        get = edges.get
         ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
-        for i, (name, layer) in enumerate(nodes.items()):
-            position[name] = i
+        for name, layer in nodes.items():
             feeds = []
             for port in layer.input_names:
-                src = edges.get((name, port))  # (a tuple equals the PortRef)
+                src = get((name, port))  # (a tuple equals the PortRef)
                 if src is None:
                     src = edges[ref(PortRef, (name, port))] = ref(PortRef, (None, port))
                     inputs[port] = None
-                elif forward and src[0] is not None and position.get(src[0], i) >= i:
+                elif forward and src[0] is not None and position[src[0]] >= position[name]:
                     forward = False
                 feeds.append((port, src))
-            fed_by[name] = tuple(feeds)
+            fed_by[name] = feeds
             for port in layer.output_names:
-                out = ref(PortRef, (name, port))
-                if out not in consumed and out not in muted:
-                    dangling.append(out)
+                if (name, port) not in consumed:
+                    dangling.append(ref(PortRef, (name, port)))
         self.inputs, self.position, self.fed_by = tuple(inputs), position, fed_by
         self.dangling, self.forward = dangling, forward
 
