@@ -166,8 +166,11 @@ def _check_edges(nodes: Mapping[str, Layer], edges: Mapping[PortRef, PortRef],
             )
 
     for dst, src in edges.items():  # a graph port has node None
-        check(dst, "input")
-        check(src, "output")
+        d, s = nodes.get(dst[0]), nodes.get(src[0])
+        if ((dst[0] is not None and (d is None or dst[1] not in d.input_names))
+                or (src[0] is not None and (s is None or src[1] not in s.output_names))):
+            check(dst, "input")  # one of the two raises, saying which
+            check(src, "output")
     for ref in muted:
         check(ref, "output")
 
