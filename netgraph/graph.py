@@ -82,22 +82,24 @@ def as_layer(spec: Any, where: str) -> Layer:
 
 def _named_layers(layers: Any) -> dict[str, Layer]:
     if isinstance(layers, Mapping):
-        items = [(str(k), v) for k, v in layers.items()]
+        items = layers.items()
     elif isinstance(layers, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(layers)]
+        items = enumerate(layers)
     else:
         raise SpecificationError(
             f"the layers of a net must be a list or a dict; found {type(layers).__name__}."
         )
-    named = dict(items)
+    named = {}  # (one loop: names made strings, shortcuts made layers)
+    for key, spec in items:
+        name = key if type(key) is str else str(key)
+        if Layer not in type(spec).__mro__:  # (isinstance on an ABC is slower, per layer)
+            spec = as_layer(spec, f'layer "{name}"')
+        named[name] = spec
     if not named:
         raise SpecificationError("NetGraph objects must contain at least one layer.")
     if "SharedArrays" in named:
         raise SpecificationError('"SharedArrays" is reserved (the params of shared arrays); '
                                  "give the layer another name.")
-    for name, spec in named.items():
-        if Layer not in type(spec).__mro__:  # (isinstance on an ABC is slower, per layer)
-            named[name] = as_layer(spec, f'layer "{name}"')
     return named
 
 
@@ -161,8 +163,9 @@ class _Parser:
         """Heads (where data enters ``item``) and tails (where it leaves), in order."""
         if type(item) is str:  # the common case: a layer by its name
             term = self.layers.get(item)
-            if term is None and item in self.nodes:
-                term = self.layers[item] = _Term("layer", item)
+            if term is None and item in self.nodes:  # (_Term("layer", item), without its
+                # Python-level __new__)
+                term = self.layers[item] = tuple.__new__(_Term, ("layer", item, None))
             if term is not None:
                 return [term], [term]
         if isinstance(item, tuple):

@@ -100,8 +100,7 @@ class GraphIR:
 
     def feeds(self, name: str) -> dict[str, PortRef]:
         """Input port -> producer, for one node."""
-        edges = self.edges
-        return {p: edges[(name, p)] for p in self.nodes[name].input_names}
+        return dict(self.fed_by[name])
 
     def upstream(self, names: Iterable[str]) -> set[str]:
         """``names`` and every node they depend on."""

@@ -162,7 +162,7 @@ def _run_at(ir: GraphIR, order: tuple, keys: list, position: dict, consumers: di
         sig = []
         for i in here:
             feeds = {}
-            for port, src in ir.feeds(order[i]).items():
+            for port, src in ir.fed_by[order[i]]:
                 at = None if src.node is None else position[src.node]
                 if at in here:
                     feeds[port] = ("in", at - here.start, src.port)
