@@ -139,10 +139,13 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
             fed[port] = results[node][src_port]
         results[name] = visit(name, table[name], fed)
     edges = ir.edges
+
+    def value(src: PortRef) -> V:
+        return results[src[0]][src[1]]
+
     if outputs is None:
-        return {n: results[src[0]][src[1]] for n, src in ((n, edges[(None, n)]) for n in ir.outputs)}
-    return {ref: results[src[0]][src[1]]
-            for ref, src in ((ref, edges[ref] if ref[0] is None else ref) for ref in outputs)}
+        return {n: value(edges[(None, n)]) for n in ir.outputs}
+    return {ref: value(edges[ref] if ref[0] is None else ref) for ref in outputs}
 
 
 # ------------------------------------------------------------------------- building
