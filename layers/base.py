@@ -592,13 +592,10 @@ class Layer(abc.ABC):
         """Hook for containers to re-validate after an edit."""
 
     # ------------------------------------------------------------------- structure
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return ("Input",)
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return ("Output",)
+    # The port names, in order: plain class attributes here (read millions of times in a
+    # big net); layers whose ports depend on their options override them with properties.
+    input_names: tuple[str, ...] = ("Input",)
+    output_names: tuple[str, ...] = ("Output",)
 
     def array_specs(self) -> dict[str, ArraySpec]:
         """The declared arrays this layer has (those removed with ``Name=None`` left out)."""

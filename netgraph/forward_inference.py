@@ -57,25 +57,25 @@ def forward_inference(graph: Any) -> Optional[Inference]:
     read: dict[str, PortType] = {}  # graph input -> the type its readers solve it to
     readers = {dst[0] for dst, src in ir.edges.items() if src[0] is None and dst[0] is not None}
 
-    def visit(name: str, layer: Layer, fed: dict) -> dict:
+    def visit(name: str, layer: Layer, fed: list) -> dict:  # fed: in input-port order
         reads = name in readers
         if reads:  # solved with the declared specs of the graph inputs it reads
-            node = _node(layer, tuple(v.spec if type(v) is _GraphInput else v for v in fed.values()))
+            node = _node(layer, [v.spec if type(v) is _GraphInput else v for v in fed])
         else:
-            node = _node(layer, tuple(fed.values()))  # (fed is in input port order)
+            node = _node(layer, fed)
         if node is None:
             raise _Bail
         ports[name] = node.ports
         if node.arrays:
             arrays[name] = node.arrays
         if reads:
-            for port, value in fed.items():
+            for port, value in zip(layer.input_names, fed):
                 if type(value) is _GraphInput and read.setdefault(value.name, node.ports[port]) != node.ports[port]:
                     raise _Bail  # two readers solve one input to different types
         return node.outputs
 
     try:
-        outputs = walk(ir, visit, declared)
+        outputs = walk(ir, visit, declared, positional=True)
     except _Bail:
         return None
     if set(read) != set(ir.inputs):  # an input no node reads
@@ -142,7 +142,7 @@ def _canonical(value: Any) -> Any:
     return found
 
 
-def _node(layer: Layer, fed: tuple) -> Optional[_Solved]:
+def _node(layer: Layer, fed: list) -> Optional[_Solved]:
     """``layer`` solved with its inputs of the types (or declared specs) ``fed``; None
     unless everything is fully known and ``fed`` is kept."""
     key_id = memoised_id(layer)
@@ -157,7 +157,7 @@ def _node(layer: Layer, fed: tuple) -> Optional[_Solved]:
     return found[1]
 
 
-def _solve_node(layer: Layer, fed: tuple) -> Optional[_Solved]:
+def _solve_node(layer: Layer, fed: list) -> Optional[_Solved]:
     names = layer.input_names
     if any(n in layer.port_specs and not isinstance(f, PortType) for n, f in zip(names, fed)):
         return None  # the net's declared input and the layer's own spec: the solver joins them

@@ -105,15 +105,14 @@ def _named_layers(layers: Any) -> dict[str, Layer]:
 
 # ---------------------------------------------------------------- connection parsing
 class _Term(NamedTuple):
-    """A connection endpoint: a layer, a layer's port, a graph port, or None (mute)."""
+    """A connection endpoint other than a whole layer (which is its name, a str): a layer's
+    port, a graph port, or None (mute)."""
 
-    kind: str  # "layer" | "port" | "graph" | "mute"
+    kind: str  # "port" | "graph" | "mute"
     node: str | None = None
     port: str | None = None
 
     def show(self) -> str:
-        if self.kind == "layer":
-            return repr(self.node)
         if self.kind == "port":
             return f"NetPort({self.node!r}, {self.port!r})"
         return "None" if self.kind == "mute" else f"NetPort({self.port!r})"
@@ -122,24 +121,13 @@ class _Term(NamedTuple):
 class _Parser:
     """Turns the connection list into ordered (sources, destination) groups. Edges into the
     same layer (port unnamed) form one group, its sources in order, as in Wolfram:
-    ``1 -> 3`` and ``2 -> 3`` fill layer 3's inputs in that order."""
+    ``1 -> 3`` and ``2 -> 3`` fill layer 3's inputs in that order. (Source lists are shared
+    between groups, never changed.)"""
 
     def __init__(self, nodes: Mapping[str, Layer]) -> None:
         self.nodes = nodes
-        self.groups: list[tuple[list[_Term], _Term, _Rule]] = []
-        self.layers: dict[str, _Term] = {}  # one term per layer named by its name
+        self.groups: list[tuple[list[str | _Term], str | _Term, _Rule]] = []
         self.group_of: dict[str, int] = {}  # layer -> its group (for edges into the layer)
-
-    def add(self, sources: list[_Term], dst: _Term, rule: _Rule) -> None:
-        groups = self.groups
-        if dst.kind == "layer":
-            i = self.group_of.get(dst.node)
-            if i is not None:
-                before, _, first_rule = groups[i]
-                groups[i] = (before + sources, dst, first_rule + rule)
-                return
-            self.group_of[dst.node] = len(groups)
-        groups.append((list(sources), dst, rule))
 
     def node(self, ref: Any, rule: _Rule) -> str:
         name = child_name(self.nodes, ref)
@@ -150,44 +138,46 @@ class _Parser:
             hint=f"the layers are: {', '.join(map(repr, self.nodes))}.",
         )
 
-    def term(self, item: Any, rule: _Rule) -> _Term:
+    def term(self, item: Any, rule: _Rule) -> str | _Term:
         if item is None:
             return _Term("mute")
         if isinstance(item, NetPort):
             if len(item.parts) == 1:
                 return _Term("graph", port=str(item.parts[0]))
             return _Term("port", self.node(item.parts[0], rule), str(item.parts[1]))
-        return _Term("layer", self.node(item, rule))
+        return self.node(item, rule)
 
-    def walk(self, item: Any, rule: _Rule) -> tuple[list[_Term], list[_Term]]:
+    def walk(self, item: Any, rule: _Rule) -> tuple[list[str | _Term], list[str | _Term]]:
         """Heads (where data enters ``item``) and tails (where it leaves), in order."""
-        if type(item) is str:  # the common case: a layer by its name
-            term = self.layers.get(item)
-            if term is None and item in self.nodes:  # (_Term("layer", item), without its
-                # Python-level __new__)
-                term = self.layers[item] = tuple.__new__(_Term, ("layer", item, None))
-            if term is not None:
-                return [term], [term]
+        nodes = self.nodes
+        if type(item) is str and item in nodes:  # the common case: a layer by its name
+            return [item], [item]
         if isinstance(item, tuple):
             if len(item) < 2:
                 raise NetConnectionError(
                     f"the connection {item!r} needs at least a source and a destination."
                 )
+            groups, group_of = self.groups, self.group_of
             heads, tails = self.walk(item[0], rule)
             for nxt in item[1:]:
-                h, t = self.walk(nxt, rule)
+                h, t = ([nxt], [nxt]) if type(nxt) is str and nxt in nodes else self.walk(nxt, rule)
                 for dst in h:
-                    self.add(tails, dst, rule)
+                    i = group_of.get(dst) if type(dst) is str else None
+                    if i is not None:  # more edges into one layer: its sources, in order
+                        before, _, first_rule = groups[i]
+                        groups[i] = (before + tails, dst, first_rule + rule)
+                        continue
+                    if type(dst) is str:
+                        group_of[dst] = len(groups)
+                    groups.append((tails, dst, rule))
                 tails = t
             return heads, tails
         if isinstance(item, list):
             heads, tails = [], []
-            layers = self.layers
             for sub in item:
-                term = layers.get(sub) if type(sub) is str else None
-                if term is not None:  # (a layer named before: no call)
-                    heads.append(term)
-                    tails.append(term)
+                if type(sub) is str and sub in nodes:  # (a layer: no call)
+                    heads.append(sub)
+                    tails.append(sub)
                     continue
                 h, t = self.walk(sub, rule)
                 heads += h
@@ -287,32 +277,26 @@ class NetGraph(Layer):
     def _resolve(self, nodes: dict[str, Layer], groups: list):
         edges: dict[PortRef, PortRef] = {}
         muted: set[PortRef] = set()
-        sources_of: dict[_Term, PortRef] = {}  # out_port's answers
         ref = tuple.__new__  # PortRef(node, port), without its Python-level __new__
 
-        def out_port(term: _Term, rule: _Rule) -> PortRef:
-            kind = term.kind
-            if kind == "graph":
-                found = PortRef(None, term.port)
-            elif kind == "mute":
+        def out_port(term: str | _Term, rule: _Rule) -> PortRef:
+            if type(term) is str:
+                names = nodes[term].output_names
+                if not names:
+                    raise NetConnectionError(f"{rule}: layer {term!r} has no output.")
+                return ref(PortRef, (term, names[0]))
+            if term.kind == "graph":
+                return PortRef(None, term.port)
+            if term.kind == "mute":
                 raise NetConnectionError(f"{rule}: None can only stand last, to mute an output.")
-            else:
-                layer = nodes[term.node]
-                if kind == "layer":
-                    if not layer.output_names:
-                        raise NetConnectionError(f"{rule}: layer {term.node!r} has no output.")
-                    found = ref(PortRef, (term.node, layer.output_names[0]))
-                elif term.port not in layer.output_names:
-                    raise _missing_port(term, layer, rule, "output")
-                else:
-                    found = PortRef(term.node, term.port)
-            sources_of[term] = found
-            return found
+            layer = nodes[term.node]
+            if term.port not in layer.output_names:
+                raise _missing_port(term, layer, rule, "output")
+            return PortRef(term.node, term.port)
 
-        def in_ports(term: _Term, count: int, rule: _Rule) -> list[PortRef]:
-            node = term.node
-            layer = nodes[node]
-            if term.kind == "port":
+        def in_ports(term: str | _Term, count: int, rule: _Rule) -> list[PortRef]:
+            if type(term) is not str:  # a named port
+                node, layer = term.node, nodes[term.node]
                 if term.port not in layer.input_names:
                     raise _missing_port(term, layer, rule, "input")
                 if count != 1:
@@ -320,9 +304,8 @@ class NetGraph(Layer):
                         f"{rule}: {count} sources connected to the single port {term.show()}."
                     )
                 return [PortRef(node, term.port)]
+            node, layer = term, nodes[term]
             names = layer.input_names
-            if count == 1 and names:
-                return [ref(PortRef, (node, names[0]))]
             if count > 1 and isinstance(layer, VariadicLayer):
                 if layer.variadic:  # sized by its sources
                     layer = nodes[node] = layer.with_input_count(count)
@@ -342,29 +325,33 @@ class NetGraph(Layer):
             )
 
         for sources, dst, rule in groups:
-            if dst[0] == "layer" and len(sources) == 1:  # the common case, inline
-                src = sources_of.get(sources[0]) or out_port(sources[0], rule)
-                names = nodes[dst[1]].input_names
+            if len(sources) == 1 and type(dst) is str:  # the common case, inline
+                s, names = sources[0], nodes[dst].input_names
+                outs = nodes[s].output_names if type(s) is str else None
                 if names:
-                    target = ref(PortRef, (dst[1], names[0]))
+                    src = ref(PortRef, (s, outs[0])) if outs else out_port(s, rule)
+                    target = ref(PortRef, (dst, names[0]))
                     before = edges.setdefault(target, src)
                     if before is not src and before != src:
                         raise _two_producers(target, before, src)
                     continue
             srcs = []  # (a loop: a comprehension is a call of its own, per connection)
             for s in sources:
-                srcs.append(sources_of.get(s) or out_port(s, rule))
-            if dst.kind == "mute":
+                names = nodes[s].output_names if type(s) is str else None
+                srcs.append(ref(PortRef, (s, names[0])) if names else out_port(s, rule))
+            if type(dst) is str:
+                targets = in_ports(dst, len(srcs), rule)
+            elif dst.kind == "mute":
                 for src in srcs:
                     if src.node is None:
                         raise NetConnectionError(f"{rule}: only layer outputs can be muted.")
                     muted.add(src)
                 continue
-            if dst.kind == "graph":
+            elif dst.kind == "graph":
                 if len(srcs) != 1:
                     raise NetConnectionError(f"Multiple vertices are connected to NetPort({dst.port!r}).")
-                targets = [PortRef(None, dst.port)]
-            else:
+                targets = (PortRef(None, dst.port),)
+            else:  # a named port
                 targets = in_ports(dst, len(srcs), rule)
             for src, target in zip(srcs, targets):
                 before = edges.setdefault(target, src)

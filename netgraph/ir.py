@@ -119,14 +119,15 @@ class GraphIR:
 
 def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V]],
          inputs: Mapping[str, V], *, nodes: Iterable[str] | None = None,
-         outputs: Sequence[PortRef] | None = None) -> dict[Any, V]:
+         outputs: Sequence[PortRef] | None = None, positional: bool = False) -> dict[Any, V]:
     """Push values along the edges of ``ir`` in topological order.
 
-    ``visit(name, layer, fed)`` gets one node's input values (port -> value) and returns its
-    output values (port -> value). ``inputs`` gives the graph inputs' values. ``nodes``
-    restricts the walk to a subset (it must contain everything the wanted outputs need).
-    Returns graph output name -> value, or, when ``outputs`` names ports, PortRef -> value
-    (a graph output ref gives the value of its producer).
+    ``visit(name, layer, fed)`` gets one node's input values (port -> value; with
+    ``positional``, a list of them in input-port order) and returns its output values
+    (port -> value). ``inputs`` gives the graph inputs' values. ``nodes`` restricts the walk
+    to a subset (it must contain everything the wanted outputs need). Returns graph output
+    name -> value, or, when ``outputs`` names ports, PortRef -> value (a graph output ref
+    gives the value of its producer).
     """
     results: dict[Any, Mapping[str, V]] = {None: dict(inputs)}  # node -> its outputs
     subset = None if nodes is None else set(nodes)
@@ -134,9 +135,14 @@ def walk(ir: GraphIR, visit: Callable[[str, Layer, dict[str, V]], Mapping[str, V
     for name in ir.order:
         if subset is not None and name not in subset:
             continue
-        fed = {}  # (a loop: a comprehension is a call of its own, per node)
-        for port, (node, src_port) in fed_by[name]:
-            fed[port] = results[node][src_port]
+        if positional:
+            fed = []  # (a loop: a comprehension is a call of its own, per node)
+            for _, (node, src_port) in fed_by[name]:
+                fed.append(results[node][src_port])
+        else:
+            fed = {}
+            for port, (node, src_port) in fed_by[name]:
+                fed[port] = results[node][src_port]
         results[name] = visit(name, table[name], fed)
     edges = ir.edges
 
