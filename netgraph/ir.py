@@ -60,12 +60,12 @@ class GraphIR:
                    muted: Iterable[PortRef] = (), *, checked: bool = False) -> "GraphIR":
         """The IR of ``nodes`` wired by ``edges`` (destination -> source), completed with
         graph ports for dangling inputs and outputs. ``checked``: the caller built every
-        edge from the nodes' own port names (NetGraph's and NetChain's parsers do), so the
-        check that they exist is skipped."""
-        nodes = dict(nodes)
-        edges = dict(edges)
+        edge from the nodes' own port names (NetGraph's and NetChain's parsers do) and hands
+        both tables over (the IR keeps and completes them), so the check that the ports exist
+        and the copies are skipped."""
         muted = frozenset(muted)
         if not checked:
+            nodes, edges = dict(nodes), dict(edges)
             _check_edges(nodes, edges, muted)
         table = _Completion(nodes, edges, muted)
         order, dag = _topological_order(nodes, edges, table.position, table.forward)  # a
