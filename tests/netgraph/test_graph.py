@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import netgraph as ng
+from netgraph.ir import PortRef
 from harness import check_layer
 
 L = ng.LinearLayer
@@ -112,6 +113,17 @@ def test_separate_edges_into_one_layer_fill_its_inputs_in_order(rng):
     x = rng.standard_normal(3).astype(np.float32)
     close(g(x), (wa @ x + ba) - (wb @ x + bb))
 
+
+
+def test_a_fanned_out_source_merged_into_several_layers_keeps_each_layers_own_order():
+    """a -> {m1, m2}, then b -> m1 and c -> m2: m1 is a - b and m2 is a - c (merging one
+    layer's sources leaves the fan-out's other destinations as they were)."""
+    g = ng.NetGraph({"a": L(2), "b": L(2), "c": L(2), "m1": ng.ThreadingLayer("Subtract"),
+                     "m2": ng.ThreadingLayer("Subtract")},
+                    [("a", ["m1", "m2"]), ("b", "m1"), ("c", "m2")], Input=3)
+    assert g.edges[PortRef("m1", "Input1")] == g.edges[PortRef("m2", "Input1")] == PortRef("a", "Output")
+    assert g.edges[PortRef("m1", "Input2")] == PortRef("b", "Output")
+    assert g.edges[PortRef("m2", "Input2")] == PortRef("c", "Output")
 
 def test_variadic_layer_gets_as_many_inputs_as_sources():
     g = ng.NetGraph({"a": L(2), "b": L(2), "c": L(2), "sum": "Plus"},

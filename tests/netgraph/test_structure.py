@@ -61,6 +61,22 @@ def test_walk_visits_in_topological_order_and_can_restrict_to_a_subset():
     assert seen == ["a", "b"] and part[PortRef("b", "Output")][0] == "b"
 
 
+def test_walk_positional_feeds_the_same_values_as_a_list_in_input_port_order():
+    ir = _diamond().ir
+    by_port, by_position = {}, {}
+
+    def keyed(name, layer, fed):
+        by_port[name] = [fed[p] for p in layer.input_names]
+        return {p: f"{name}.{p}" for p in layer.output_names}
+
+    def positional(name, layer, fed):
+        by_position[name] = fed
+        return {p: f"{name}.{p}" for p in layer.output_names}
+
+    assert walk(ir, keyed, {"Input": "in"}) == walk(ir, positional, {"Input": "in"}, positional=True)
+    assert by_position == by_port
+    assert by_position["plus"] == ["b.Output", "c.Output"]  # Input1, Input2
+
 def test_rebuilt_graph_keeps_its_wiring_without_reparsing():
     net = ng.NetInitialize(_diamond(), seed=0)
     replaced = ng.NetReplacePart(net, {"b": ng.ElementwiseLayer("Sin")})
