@@ -162,14 +162,14 @@ def _run_at(ir: GraphIR, order: tuple, keys: list, position: dict, consumers: di
         sig = []
         for i in here:
             feeds = {}
-            for port, src in ir.fed_by[order[i]]:
-                at = None if src.node is None else position[src.node]
+            for port, node, src_port in ir.fed_by[order[i]]:
+                at = None if node is None else position[node]
                 if at in here:
-                    feeds[port] = ("in", at - here.start, src.port)
+                    feeds[port] = ("in", at - here.start, src_port)
                 elif j > 0 and at in before:
-                    feeds[port] = ("carry", at - before.start, src.port)
+                    feeds[port] = ("carry", at - before.start, src_port)
                 else:
-                    feeds[port] = ("ext", src)
+                    feeds[port] = ("ext", PortRef(node, src_port))
             sig.append(feeds)
         return sig
 
