@@ -255,11 +255,17 @@ class Solver:
         self._merge(t, ra, rb)
 
     def _size_error(self, where: Where, va: int, oa: object, vb: int, ob: object) -> None:
+        self._conflict(where, "size", va, oa, vb, ob,
+                       "make the two sizes agree, or leave one of them Automatic.")
+
+    def _conflict(self, where: Where, what: str, expected: object, oa: object, got: object,
+                  ob: object, hint: str) -> None:
+        """Two constraints disagree on ``what`` at ``where``: each value with what set it."""
         raise ShapeMismatchError(
-            f"inconsistent size for {self.text(where)}\n"
-            f"  expected {va} - set by {oa or 'an earlier constraint'}\n"
-            f"  got      {vb} - set by {ob or 'an earlier constraint'}",
-            hint="make the two sizes agree, or leave one of them Automatic.",
+            f"inconsistent {what} for {self.text(where)}\n"
+            f"  expected {expected} - set by {oa or 'an earlier constraint'}\n"
+            f"  got      {got} - set by {ob or 'an earlier constraint'}",
+            hint=hint,
         )
 
     # --------------------------------------------------------------------- shape cells
@@ -332,12 +338,8 @@ class Solver:
             self.changes += 1
 
     def _rank_error(self, where: Where, ra: int, oa: object, rb: int, ob: object) -> None:
-        raise ShapeMismatchError(
-            f"inconsistent ranks for {self.text(where)}\n"
-            f"  expected a rank-{ra} array - set by {oa or 'an earlier constraint'}\n"
-            f"  got      a rank-{rb} array - set by {ob or 'an earlier constraint'}",
-            hint="check the ranks of the ports joined here.",
-        )
+        self._conflict(where, "ranks", f"a rank-{ra} array", oa, f"a rank-{rb} array", ob,
+                       "check the ranks of the ports joined here.")
 
     # ------------------------------------------------------------------- element cells
     def new_elem(self, value: object = None, origin: Origin | None = None) -> int:
