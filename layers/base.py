@@ -418,17 +418,21 @@ class Layer(abc.ABC):
         except pydantic.ValidationError as err:
             errors = err.errors()
             first = errors[0]
-            field = str(first["loc"][0]) if first["loc"] else "options"
-            received = values.get(first["loc"][0]) if first["loc"] else values
-            # pydantic says "Input should ..." - but "Input" is a port name here; a union
-            # option (an int, a tuple or Automatic) reports each form it would accept
+            # pydantic says "Input should ..." - but "Input" is a port name here - and
+            # "Value error, ..." for a check of ours; a union option (an int, a tuple or
+            # Automatic) reports each form it would accept
             reasons = list(dict.fromkeys(
-                e["msg"].replace("Input should", "the value should", 1)
+                e["msg"].replace("Input should", "the value should", 1).removeprefix("Value error, ")
                 for e in errors if e["loc"][:1] == first["loc"][:1]))
             shown = "; or ".join(reasons[:4]) + ("; ..." if len(reasons) > 4 else "")
+            if not first["loc"]:  # a check across options: the options together
+                given = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                raise SpecificationError(f"{self.type_name}: invalid options: {shown}. "
+                                         f"Received: {given}") from err
+            field = str(first["loc"][0])
             raise SpecificationError(
                 f"{self.type_name}: invalid value for option {field!r}: {shown}. "
-                f"Received: {field}={received!r}"
+                f"Received: {field}={values.get(field)!r}"
             ) from err
 
     def _set_arrays(self, given: Mapping[str, Any]) -> None:

@@ -308,7 +308,12 @@ class NetGraph(Layer):
             names = layer.input_names
             if count > 1 and isinstance(layer, VariadicLayer):
                 if layer.variadic:  # sized by its sources
-                    layer = nodes[node] = layer.with_input_count(count)
+                    try:
+                        layer = nodes[node] = layer.with_input_count(count)
+                    except SpecificationError as err:  # (Subtract takes two)
+                        raise NetConnectionError(
+                            f"{rule}: {count} sources connected to {node!r} "
+                            f"({layer.describe()}): {err.message}", hint=err.hint) from err
                     names = layer.input_names
                 elif len(names) != count:
                     raise NetConnectionError(

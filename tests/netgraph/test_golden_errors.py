@@ -117,7 +117,7 @@ def test_bad_option_value():
     assert error_text(lambda: L("x")) == (
         "SpecificationError: LinearLayer: invalid value for option 'size': the value should be "
         "a valid integer, unable to parse string as an integer; or the value should be a valid "
-        "tuple; or Value error, expected Automatic. Received: size='x'"
+        "tuple; or expected Automatic. Received: size='x'"
     )
 
 

@@ -125,6 +125,15 @@ def test_a_fanned_out_source_merged_into_several_layers_keeps_each_layers_own_or
     assert g.edges[PortRef("m1", "Input2")] == PortRef("b", "Output")
     assert g.edges[PortRef("m2", "Input2")] == PortRef("c", "Output")
 
+def test_too_many_sources_for_a_binary_threading_layer_name_the_connection_and_layer():
+    with pytest.raises(ng.NetConnectionError) as err:
+        ng.NetGraph({"a": L(2), "b": L(2), "c": L(2), "m": ng.ThreadingLayer("Subtract")},
+                    [(["a", "b", "c"], "m")], Input=3)
+    assert str(err.value).startswith(
+        "['a', 'b', 'c'] -> 'm': 3 sources connected to 'm' (ThreadingLayer[Subtract]): "
+        "ThreadingLayer: invalid options: Subtract takes exactly 2 inputs, not 3.")
+
+
 def test_variadic_layer_gets_as_many_inputs_as_sources():
     g = ng.NetGraph({"a": L(2), "b": L(2), "c": L(2), "sum": "Plus"},
                     [(["a", "b", "c"], "sum")], Input=3)
