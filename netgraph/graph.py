@@ -332,9 +332,9 @@ class NetGraph(Layer):
         for sources, dst, rule in groups:
             if len(sources) == 1 and type(dst) is str:  # the common case, inline
                 s, names = sources[0], nodes[dst].input_names
-                outs = nodes[s].output_names if type(s) is str else None
                 if names:
-                    src = ref(PortRef, (s, outs[0])) if outs else out_port(s, rule)
+                    outs = nodes[s].output_names if type(s) is str else None  # (out_port's
+                    src = ref(PortRef, (s, outs[0])) if outs else out_port(s, rule)  # first case)
                     target = ref(PortRef, (dst, names[0]))
                     before = edges.setdefault(target, src)
                     if before is not src and before != src:
@@ -342,8 +342,7 @@ class NetGraph(Layer):
                     continue
             srcs = []  # (a loop: a comprehension is a call of its own, per connection)
             for s in sources:
-                names = nodes[s].output_names if type(s) is str else None
-                srcs.append(ref(PortRef, (s, names[0])) if names else out_port(s, rule))
+                srcs.append(out_port(s, rule))
             if type(dst) is str:
                 targets = in_ports(dst, len(srcs), rule)
             elif dst.kind == "mute":
